@@ -1,0 +1,19 @@
+#pragma once
+#include <cstdint>
+
+namespace ddpm {
+
+enum class Device : uint8_t { CPU, CUDA };
+
+inline const char* device_name(Device d) {
+  switch (d) {
+    case Device::CPU: return "cpu";
+    case Device::CUDA: return "cuda";
+  }
+  return "?";
+}
+
+// True when this build has the CUDA backend and a usable GPU is present. Never throws.
+bool cuda_available();
+
+}  // namespace ddpm

@@ -1,0 +1,40 @@
+// The differentiable operations, as free functions. Each checks its inputs (errors name the op,
+// the shapes and what was expected), runs the forward on the inputs' backend and records the
+// backward. Images are NHWC.
+#pragma once
+#include <cstdint>
+
+#include "engine/tensor.h"
+
+namespace ddpm {
+
+// Elementwise; b broadcasts to a's shape (numpy rules): e.g. a [N,H,W,C] with b [C] (per channel),
+// [N,1,1,1] (per sample) or [N,1,1,C].
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor scale(const Tensor& x, double factor);
+Tensor silu(const Tensor& x);
+
+// x [..., in], weight [out, in], bias [out] or undefined -> [..., out]
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
+// x [N,H,W,Cin], weight [Cout,KH,KW,Cin], bias [Cout] or undefined -> [N,OH,OW,Cout]
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, int stride = 1,
+              int pad = 0);
+// x [N, ..., C]; gamma, beta [C]; C divisible by groups. fuse_silu applies SiLU to the result.
+Tensor group_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int groups,
+                  double eps = 1e-5, bool fuse_silu = false);
+// q, k, v [N, T, C] -> [N, T, C]; heads divides C. For an NHWC map, T = H*W (a reshape view).
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads);
+Tensor upsample2x(const Tensor& x);                // [N,H,W,C] -> [N,2H,2W,C]
+Tensor concat(const Tensor& a, const Tensor& b);   // along the last (channel) axis
+// Identity when p == 0. The mask is addressed by (seed, stream) through Philox.
+Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t stream);
+Tensor timestep_embedding(const Tensor& t, int dim);  // t [N] -> [N, dim]
+
+// Reductions over every axis from `keep` on (keep = 0: a single-element result of shape []).
+Tensor sum(const Tensor& x, int keep = 0);
+Tensor mean(const Tensor& x, int keep = 0);
+Tensor mse(const Tensor& a, const Tensor& b, int keep = 0);  // mean of (a - b)^2
+
+}  // namespace ddpm

@@ -1,0 +1,47 @@
+// The CPU reference backend: every op of engine/ops.def, templated on the scalar type (float,
+// double), parallel with OpenMP, GEMMs through OpenBLAS. Each op family lives in its own file.
+#pragma once
+#include <cstdint>
+
+#include "engine/backend.h"
+
+namespace ddpm {
+
+class CpuBackend final : public Backend {
+ public:
+  Device device() const override { return Device::CPU; }
+#define DDPM_OP(name)                                      \
+  void name##_forward(const name##_fwd& args) override;   \
+  void name##_backward(const name##_bwd& args) override;
+#define DDPM_KERNEL(name) void name(const name##_args& args) override;
+#include "engine/ops.def"
+};
+
+namespace cpu {
+
+// Calls fn(float{}) or fn(double{}) for the tensor's dtype; bfloat16 is CUDA-only storage.
+template <class Fn>
+void dispatch_float(DType dtype, const char* op, Fn&& fn) {
+  switch (dtype) {
+    case DType::F32: fn(float{}); return;
+    case DType::F64: fn(double{}); return;
+    case DType::BF16:
+      detail::fail(op, ": bfloat16 is storage for CUDA mixed precision; the CPU backend computes in "
+                       "float32 or float64 (convert with .to(DType::F32))");
+  }
+}
+
+// Writes (=) or adds (+=) into a gradient slot, following the GradSlot rule.
+template <class T>
+inline void put(T* dst, int64_t i, T value, bool accumulate) {
+  if (accumulate)
+    dst[i] += value;
+  else
+    dst[i] = value;
+}
+
+// Below this many elements a loop runs on one thread: the fork/join costs more than it saves.
+constexpr int64_t kParallelGrain = 1 << 14;
+
+}  // namespace cpu
+}  // namespace ddpm
