@@ -13,16 +13,19 @@ thread_local bool g_grad_enabled = true;
 Tensor new_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
 
 // Nodes reachable from root, ordered so that every node comes after all nodes that consume it.
-std::vector<Node*> reverse_topological(Node* root) {
-  std::vector<Node*> post_order;
+// Owning pointers: running a node releases its inputs, which may hold the last reference to a
+// producer that is still to run.
+std::vector<std::shared_ptr<Node>> reverse_topological(const std::shared_ptr<Node>& root) {
+  std::vector<std::shared_ptr<Node>> post_order;
   std::unordered_set<Node*> visited;
-  std::vector<std::pair<Node*, size_t>> stack{{root, 0}};
-  visited.insert(root);
+  std::vector<std::pair<std::shared_ptr<Node>, size_t>> stack{{root, 0}};
+  visited.insert(root.get());
   while (!stack.empty()) {
     auto& [node, next_input] = stack.back();
     if (next_input < node->inputs.size()) {
-      Node* child = node->inputs[next_input++].impl().grad_fn.get();
-      if (child && visited.insert(child).second) stack.push_back({child, 0});
+      const Tensor& input = node->inputs[next_input++];
+      std::shared_ptr<Node> child = input.defined() ? input.impl().grad_fn : nullptr;
+      if (child && visited.insert(child.get()).second) stack.push_back({child, 0});
     } else {
       post_order.push_back(node);
       stack.pop_back();
@@ -78,10 +81,10 @@ void backward(const Tensor& root, Tensor grad) {
   }
 
   std::unordered_map<Node*, Tensor> pending;  // gradient of each node's output
-  Node* root_node = root.impl().grad_fn.get();
-  pending[root_node] = grad;
-  for (Node* node : reverse_topological(root_node)) {
-    auto found = pending.find(node);
+  const std::shared_ptr<Node>& root_node = root.impl().grad_fn;
+  pending[root_node.get()] = grad;
+  for (const std::shared_ptr<Node>& node : reverse_topological(root_node)) {
+    auto found = pending.find(node.get());
     if (found == pending.end()) continue;
     DDPM_CHECK(!node->consumed, "backward: the graph through '", node->op,
                "' was already consumed by an earlier backward(); run the forward again");

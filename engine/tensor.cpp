@@ -136,7 +136,7 @@ Tensor Tensor::to(DType target) const {
   return out;
 }
 
-void Tensor::copy_from(const Tensor& src) {
+void Tensor::copy_from(const Tensor& src) const {
   DDPM_CHECK(src.shape() == shape() && src.dtype() == dtype(), "copy: source ", src.describe(),
              " does not match destination ", describe());
   copy_bytes(raw(), device(), src.raw(), src.device(), nbytes());

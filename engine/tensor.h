@@ -75,7 +75,7 @@ class Tensor {
   Tensor clone() const;                      // new storage, no graph
   Tensor to(Device device) const;            // copy (no graph)
   Tensor to(DType dtype) const;              // converted copy (no graph)
-  void copy_from(const Tensor& src);         // same shape and dtype, any devices
+  void copy_from(const Tensor& src) const;   // same shape and dtype, any devices (writes the data, not the handle)
   std::vector<double> to_vector() const;     // host copy, as double
   double item() const;                       // single-element tensors
 

@@ -1,0 +1,44 @@
+#include "engine/nn/layers.h"
+
+#include <cmath>
+
+#include "engine/ops.h"
+
+namespace ddpm {
+
+InitSpec variance_scaling(double init_scale, int64_t fan_in, int64_t fan_out) {
+  if (init_scale == 0) return {InitSpec::Zeros, 0};
+  double fan_avg = 0.5 * static_cast<double>(fan_in + fan_out);
+  return {InitSpec::Uniform, std::sqrt(3.0 * init_scale / fan_avg)};
+}
+
+Linear::Linear(int64_t in_features, int64_t out_features, double init_scale, bool bias) {
+  weight_ = register_parameter("weight", {out_features, in_features},
+                               variance_scaling(init_scale, in_features, out_features));
+  if (bias) bias_ = register_parameter("bias", {out_features}, {InitSpec::Zeros, 0});
+}
+
+Tensor Linear::forward(const Tensor& x) const { return linear(x, weight_, bias_); }
+
+Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int kernel, int stride, int pad, double init_scale)
+    : stride_(stride), pad_(pad < 0 ? kernel / 2 : pad) {
+  const int64_t taps = static_cast<int64_t>(kernel) * kernel;
+  weight_ = register_parameter("weight", {out_channels, kernel, kernel, in_channels},
+                               variance_scaling(init_scale, in_channels * taps, out_channels * taps));
+  bias_ = register_parameter("bias", {out_channels}, {InitSpec::Zeros, 0});
+}
+
+Tensor Conv2d::forward(const Tensor& x) const { return conv2d(x, weight_, bias_, stride_, pad_); }
+
+GroupNorm::GroupNorm(int64_t channels, int groups, double eps) : groups_(groups), eps_(eps) {
+  DDPM_CHECK(groups >= 1 && channels % groups == 0, "GroupNorm: ", channels,
+             " channels do not split into ", groups, " groups");
+  gamma_ = register_parameter("weight", {channels}, {InitSpec::Ones, 0});
+  beta_ = register_parameter("bias", {channels}, {InitSpec::Zeros, 0});
+}
+
+Tensor GroupNorm::forward(const Tensor& x, bool fuse_silu) const {
+  return group_norm(x, gamma_, beta_, groups_, eps_, fuse_silu);
+}
+
+}  // namespace ddpm

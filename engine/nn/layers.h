@@ -1,0 +1,43 @@
+// Basic layers over the ops. Weights use DDPM's initialization: uniform variance scaling with
+// fan_avg, bound = sqrt(3 * init_scale / ((fan_in + fan_out) / 2)); init_scale = 0 gives zeros
+// (DDPM zero-initializes the last layer of each residual branch and the output). Biases start at 0.
+#pragma once
+#include "engine/nn/module.h"
+
+namespace ddpm {
+
+InitSpec variance_scaling(double init_scale, int64_t fan_in, int64_t fan_out);
+
+class Linear : public Module {
+ public:
+  Linear(int64_t in_features, int64_t out_features, double init_scale = 1.0, bool bias = true);
+  Tensor forward(const Tensor& x) const;  // [..., in] -> [..., out]
+  const Tensor& weight() const { return weight_; }
+
+ private:
+  Tensor weight_, bias_;  // [out, in], [out]
+};
+
+class Conv2d : public Module {
+ public:
+  Conv2d(int64_t in_channels, int64_t out_channels, int kernel, int stride = 1, int pad = -1,
+         double init_scale = 1.0);  // pad -1: "same" padding, kernel / 2
+  Tensor forward(const Tensor& x) const;  // [N,H,W,Cin] -> [N,OH,OW,Cout]
+
+ private:
+  Tensor weight_, bias_;  // [Cout, K, K, Cin], [Cout]
+  int stride_, pad_;
+};
+
+class GroupNorm : public Module {
+ public:
+  GroupNorm(int64_t channels, int groups = 32, double eps = 1e-6);
+  Tensor forward(const Tensor& x, bool fuse_silu = false) const;  // [N, ..., C] -> same
+
+ private:
+  Tensor gamma_, beta_;  // [C], [C]
+  int groups_;
+  double eps_;
+};
+
+}  // namespace ddpm

@@ -1,0 +1,41 @@
+// ParameterSet: every parameter of a module tree in one contiguous buffer, and every gradient in
+// another, so zeroing, the optimizer step, EMA and checkpoints are each one pass over one tensor.
+// Each parameter tensor of the modules becomes a view into the buffer (its grad a view into the
+// gradient buffer); offsets are padded to 16 elements (64 bytes in float32) for vector loads.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "engine/nn/module.h"
+
+namespace ddpm {
+
+struct NamedParameter {
+  std::string name;
+  Tensor value;  // view into ParameterSet::values()
+  Tensor grad;   // view into ParameterSet::grads()
+  int64_t offset = 0;
+};
+
+class ParameterSet {
+ public:
+  // Binds and initializes every parameter of `root`: parameter k (in visiting order) draws its
+  // initial values from Philox stream k of `seed`, so a model's initialization is reproducible.
+  ParameterSet(Module& root, uint64_t seed, Device device = Device::CPU, DType dtype = DType::F32);
+  ParameterSet(const ParameterSet&) = delete;
+  ParameterSet& operator=(const ParameterSet&) = delete;
+
+  const Tensor& values() const { return values_; }  // flat [padded total]
+  const Tensor& grads() const { return grads_; }    // flat [padded total]
+  const std::vector<NamedParameter>& entries() const { return entries_; }
+  const NamedParameter& find(const std::string& name) const;  // throws listing the known names
+  int64_t count() const { return count_; }  // parameter scalars, padding excluded
+  void zero_grad();
+
+ private:
+  Tensor values_, grads_;
+  std::vector<NamedParameter> entries_;
+  int64_t count_ = 0;
+};
+
+}  // namespace ddpm

@@ -1,0 +1,51 @@
+#include "engine/optim/adam.h"
+
+#include <cmath>
+
+#include "engine/backend.h"
+
+namespace ddpm {
+
+Adam::Adam(const ParameterSet& params, AdamConfig config)
+    : params_(params),
+      config_(config),
+      m_(Tensor::zeros(params.values().shape(), params.values().dtype(), params.values().device())),
+      v_(Tensor::zeros(params.values().shape(), params.values().dtype(), params.values().device())) {
+  DDPM_CHECK(config.lr >= 0 && config.beta1 >= 0 && config.beta1 < 1 && config.beta2 >= 0 &&
+                 config.beta2 < 1 && config.eps > 0 && config.weight_decay >= 0,
+             "adam: invalid hyper-parameters (need lr >= 0, 0 <= beta1, beta2 < 1, eps > 0, "
+             "weight_decay >= 0), got lr ", config.lr, ", betas (", config.beta1, ", ", config.beta2,
+             "), eps ", config.eps, ", weight_decay ", config.weight_decay);
+}
+
+void Adam::step(double lr, double grad_scale) {
+  ++steps_;
+  adam_step_args args{params_.values(), params_.grads(), m_, v_, lr, config_.beta1, config_.beta2,
+                      config_.eps, config_.weight_decay, config_.decoupled_weight_decay, steps_, grad_scale};
+  backend_for(params_.values().device()).adam_step(args);
+}
+
+void Adam::restore(int64_t steps, const Tensor& m, const Tensor& v) {
+  DDPM_CHECK(steps >= 0, "adam restore: negative step count ", steps);
+  m_.copy_from(m);
+  v_.copy_from(v);
+  steps_ = steps;
+}
+
+double grad_norm(const ParameterSet& params) {
+  double total = 0;
+  backend_for(params.grads().device()).sum_squares({params.grads(), &total});
+  return std::sqrt(total);
+}
+
+double clip_grad_norm(const ParameterSet& params, double max_norm) {
+  DDPM_CHECK(max_norm > 0, "clip_grad_norm: max_norm must be positive, got ", max_norm);
+  const double norm = grad_norm(params);
+  if (norm > max_norm) {
+    const Tensor& g = params.grads();
+    backend_for(g.device()).scale_forward({g, g, max_norm / norm});
+  }
+  return norm;
+}
+
+}  // namespace ddpm

@@ -1,0 +1,41 @@
+// Adam and AdamW over a ParameterSet's flat buffers (one kernel pass per step), and global-norm
+// gradient clipping.
+#pragma once
+#include "engine/nn/parameters.h"
+
+namespace ddpm {
+
+struct AdamConfig {
+  double lr = 2e-4;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double weight_decay = 0.0;
+  bool decoupled_weight_decay = false;  // true: AdamW (Loshchilov and Hutter); false: L2 in the gradient
+};
+
+class Adam {
+ public:
+  Adam(const ParameterSet& params, AdamConfig config);
+  // One update from the current gradients, at learning rate `lr` (schedules live in the caller).
+  // grad_scale multiplies the gradients first (the clipping coefficient).
+  void step(double lr, double grad_scale = 1.0);
+  int64_t steps() const { return steps_; }
+  const AdamConfig& config() const { return config_; }
+  // Moments, for checkpoints: flat, the same layout as the parameter buffer.
+  const Tensor& first_moment() const { return m_; }
+  const Tensor& second_moment() const { return v_; }
+  void restore(int64_t steps, const Tensor& m, const Tensor& v);
+
+ private:
+  const ParameterSet& params_;
+  AdamConfig config_;
+  Tensor m_, v_;
+  int64_t steps_ = 0;
+};
+
+// The L2 norm of all gradients together.
+double grad_norm(const ParameterSet& params);
+// Scales every gradient by max_norm / norm when the norm exceeds max_norm; returns the norm
+// measured before clipping.
+double clip_grad_norm(const ParameterSet& params, double max_norm);
+
+}  // namespace ddpm
