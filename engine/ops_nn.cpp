@@ -67,8 +67,10 @@ Tensor group_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int 
   check_shape("group_norm", "gamma", gamma, {c});
   check_shape("group_norm", "beta", beta, {c});
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
-  Tensor mean = Tensor::empty({x.dim(0), groups}, x.dtype(), x.device());
-  Tensor rstd = Tensor::empty({x.dim(0), groups}, x.dtype(), x.device());
+  // Statistics are float32 even for bfloat16 activations (float64 for float64 inputs).
+  const DType stats = x.dtype() == DType::F64 ? DType::F64 : DType::F32;
+  Tensor mean = Tensor::empty({x.dim(0), groups}, stats, x.device());
+  Tensor rstd = Tensor::empty({x.dim(0), groups}, stats, x.device());
   backend_for(x.device()).group_norm_forward({x, gamma, beta, out, mean, rstd, groups, eps, fuse_silu});
   return record("group_norm", out, {x, gamma, beta},
                 [x = saved(x), gamma = saved(gamma), beta = saved(beta), mean, rstd, groups, fuse_silu](

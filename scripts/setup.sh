@@ -8,6 +8,7 @@ packages=(
   nlohmann-json3-dev                 # configs, safetensors headers
   libstb-dev                         # PNG/JPEG read and write
   libopenblas-dev                    # CPU GEMM
+  libopenblas-openmp-dev             # ... its OpenMP build, sharing our thread pool
   zlib1g-dev                         # gzipped datasets
   dataset-fashion-mnist              # the default training data (/usr/share/datasets/fashion-mnist)
 )

@@ -1,7 +1,264 @@
-// PLACEHOLDER: replaced by the real kernel.
+// group_norm: x viewed as [N, S, C] (S = product of the spatial axes; 1 for a rank-2 x), the C
+// channels split into G contiguous runs of Cg = C / G. Statistics per (sample, group) over its
+// M = S * Cg elements, in double and two-pass (a large mean does not cancel the variance away):
+//   xhat = (x - mean) * rstd, rstd = 1 / sqrt(var + eps) (biased variance)
+//   y = xhat * gamma[c] + beta[c], out = y or silu(y)
+// The backward recomputes xhat (and y, for the fused SiLU) from x and the saved mean and rstd.
+//
+// Every pass reads whole contiguous rows x[n, s, :] (a group is only Cg channels wide, often less
+// than a cache line): reductions first sum per channel over blocks of rows, then combine the
+// channels of a group. Blocks are summed in a fixed order, so results do not depend on the
+// number of threads.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
 #include "kernels/cpu/cpu_backend.h"
 
 namespace ddpm {
-void CpuBackend::group_norm_forward(const group_norm_fwd&) { detail::fail("group_norm: not implemented yet"); }
-void CpuBackend::group_norm_backward(const group_norm_bwd&) { detail::fail("group_norm: not implemented yet"); }
+
+namespace {
+using cpu::kParallelGrain;
+using cpu::put;
+
+// Rows per reduction block: about this many elements, so that blocks are worth a thread.
+constexpr int64_t kBlockElements = 1 << 14;
+
+struct GroupDims {
+  int64_t n = 0, s = 0, c = 0, g = 0, cg = 0;
+  int64_t count() const { return s * cg; }  // elements per (sample, group)
+};
+
+GroupDims group_dims(const Tensor& x, int groups) {
+  GroupDims d;
+  d.n = x.dim(0);
+  d.c = x.dim(-1);
+  d.s = d.n * d.c == 0 ? 0 : x.numel() / (d.n * d.c);
+  d.g = groups;
+  d.cg = d.c / groups;
+  return d;
+}
+
+inline size_t at(int64_t i) { return static_cast<size_t>(i); }
+
+// Per-sample sums [N, width]: fn(n, s_begin, s_end, acc) adds the rows [s_begin, s_end) of sample
+// n into acc[0, width) (zeroed, private to the block). Blocks run in parallel.
+template <class Fn>
+std::vector<double> per_sample_sums(const GroupDims& d, int64_t width, const Fn& fn) {
+  const int64_t rows_per_block = std::max<int64_t>(1, kBlockElements / std::max<int64_t>(1, d.c));
+  const int64_t blocks = (d.s + rows_per_block - 1) / rows_per_block;  // per sample
+  std::vector<double> partial(at(d.n * blocks * width), 0.0);
+#pragma omp parallel for if (d.n * d.s * d.c > kParallelGrain)
+  for (int64_t nb = 0; nb < d.n * blocks; ++nb) {
+    const int64_t n = nb / blocks, s0 = (nb % blocks) * rows_per_block;
+    fn(n, s0, std::min(d.s, s0 + rows_per_block), partial.data() + nb * width);
+  }
+  std::vector<double> total(at(d.n * width), 0.0);
+  for (int64_t n = 0; n < d.n; ++n)
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int64_t w = 0; w < width; ++w)
+        total[at(n * width + w)] += partial[at((n * blocks + b) * width + w)];
+  return total;
+}
+
+// [N, C] per-channel values (row stride `stride`, from column `first`) summed over each group,
+// times `factor`: [N, G]. weight (optional, [C]) multiplies each channel first.
+std::vector<double> group_sums(const std::vector<double>& values, const GroupDims& d, int64_t stride,
+                               int64_t first, double factor, const std::vector<double>* weight = nullptr) {
+  std::vector<double> out(at(d.n * d.g), 0.0);
+  for (int64_t n = 0; n < d.n; ++n)
+    for (int64_t c = 0; c < d.c; ++c) {
+      const double v = values[at(n * stride + first + c)];
+      out[at(n * d.g + c / d.cg)] += (weight ? (*weight)[at(c)] * v : v) * factor;
+    }
+  return out;
+}
+
+// [N, G] -> [N, C]: each channel gets its group's value, so row loops index by channel alone.
+std::vector<double> per_channel(const std::vector<double>& per_group, const GroupDims& d) {
+  std::vector<double> out(at(d.n * d.c));
+  for (int64_t n = 0; n < d.n; ++n)
+    for (int64_t c = 0; c < d.c; ++c) out[at(n * d.c + c)] = per_group[at(n * d.g + c / d.cg)];
+  return out;
+}
+
+template <class T>
+std::vector<double> widened(const T* v, int64_t count) {
+  return std::vector<double>(v, v + count);
+}
+
+// The saved mean and rstd may be in x's dtype or in float64: a float32 mean of a large-mean
+// input is off by up to half an ulp (5e-4 at 1e4), and the backward's xhat inherits that error.
+void save_statistics(const Tensor& t, const std::vector<double>& values) {
+  cpu::dispatch_float(t.dtype(), "group_norm", [&](auto tag) {
+    using S = decltype(tag);
+    S* dst = t.data<S>();
+    for (size_t i = 0; i < values.size(); ++i) dst[i] = static_cast<S>(values[i]);
+  });
+}
+std::vector<double> load_statistics(const Tensor& t) {
+  std::vector<double> values;
+  cpu::dispatch_float(t.dtype(), "group_norm", [&](auto tag) {
+    using S = decltype(tag);
+    values = widened(t.data<S>(), t.numel());
+  });
+  return values;
+}
+
+// The SiLU parts run in the tensor's type: float exp for float32 (the normalization itself is
+// already done in double by then).
+template <class T>
+T silu(T y) {
+  return y / (T(1) + std::exp(-y));
+}
+template <class T>
+T silu_grad(T y) {  // s (1 + y (1 - s)), s = sigmoid(y)
+  const T s = T(1) / (T(1) + std::exp(-y));
+  return s * (T(1) + y * (T(1) - s));
+}
+
+}  // namespace
+
+void CpuBackend::group_norm_forward(const group_norm_fwd& args) {
+  cpu::dispatch_float(args.x.dtype(), "group_norm", [&](auto tag) {
+    using T = decltype(tag);
+    const GroupDims d = group_dims(args.x, args.groups);
+    const T* x = args.x.data<T>();
+    const T* gamma = args.gamma.data<T>();
+    const T* beta = args.beta.data<T>();
+    T* out = args.out.data<T>();
+    const double count = static_cast<double>(d.count());
+
+    // Pass 1: group means [N, G] from per-channel sums.
+    auto sum_rows = [&](int64_t n, int64_t s0, int64_t s1, double* acc) {
+      for (int64_t s = s0; s < s1; ++s) {
+        const T* row = x + (n * d.s + s) * d.c;
+        for (int64_t c = 0; c < d.c; ++c) acc[c] += static_cast<double>(row[c]);
+      }
+    };
+    const std::vector<double> channel_sums = per_sample_sums(d, d.c, sum_rows);
+    const std::vector<double> mean = group_sums(channel_sums, d, d.c, 0, 1.0 / count);
+    const std::vector<double> channel_mean = per_channel(mean, d);  // [N, C]
+
+    // Pass 2: squared deviations from the group mean -> rstd [N, G].
+    auto sum_squares = [&](int64_t n, int64_t s0, int64_t s1, double* acc) {
+      const double* m = channel_mean.data() + n * d.c;
+      for (int64_t s = s0; s < s1; ++s) {
+        const T* row = x + (n * d.s + s) * d.c;
+        for (int64_t c = 0; c < d.c; ++c) {
+          const double dev = static_cast<double>(row[c]) - m[c];
+          acc[c] += dev * dev;
+        }
+      }
+    };
+    const std::vector<double> squares = per_sample_sums(d, d.c, sum_squares);
+    std::vector<double> rstd = group_sums(squares, d, d.c, 0, 1.0 / count);
+    for (double& r : rstd) r = 1.0 / std::sqrt(r + args.eps);
+
+    // The saved copies feed only the backward; the double values normalize.
+    save_statistics(args.mean, mean);
+    save_statistics(args.rstd, rstd);
+
+    // Pass 3, over rows (n, s): y = (x - mean) * (rstd * gamma) + beta.
+    std::vector<double> channel_scale = per_channel(rstd, d);  // [N, C]
+    for (int64_t i = 0; i < d.n * d.c; ++i) channel_scale[at(i)] *= static_cast<double>(gamma[i % d.c]);
+    const int64_t rows = d.n * d.s;
+    const bool fuse_silu = args.fuse_silu;
+#pragma omp parallel for if (rows * d.c > kParallelGrain)
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t n = r / d.s;
+      const double* m = channel_mean.data() + n * d.c;
+      const double* sc = channel_scale.data() + n * d.c;
+      const T* xr = x + r * d.c;
+      T* yr = out + r * d.c;
+      for (int64_t c = 0; c < d.c; ++c)
+        yr[c] = static_cast<T>((static_cast<double>(xr[c]) - m[c]) * sc[c] + static_cast<double>(beta[c]));
+      if (fuse_silu)
+        for (int64_t c = 0; c < d.c; ++c) yr[c] = silu(yr[c]);
+    }
+  });
+}
+
+void CpuBackend::group_norm_backward(const group_norm_bwd& args) {
+  if (!args.grad_x.wanted() && !args.grad_gamma.wanted() && !args.grad_beta.wanted()) return;
+  cpu::dispatch_float(args.x.dtype(), "group_norm", [&](auto tag) {
+    using T = decltype(tag);
+    const GroupDims d = group_dims(args.x, args.groups);
+    const T* x = args.x.data<T>();
+    const T* grad_out = args.grad_out.data<T>();
+    const std::vector<double> gamma = widened(args.gamma.data<T>(), d.c);
+    const std::vector<double> beta = widened(args.beta.data<T>(), d.c);
+    const std::vector<double> channel_mean = per_channel(load_statistics(args.mean), d);  // [N, C]
+    const std::vector<double> channel_rstd = per_channel(load_statistics(args.rstd), d);  // [N, C]
+    const bool fuse_silu = args.fuse_silu;
+
+    // dy [N, S, C]: the gradient at y = xhat * gamma + beta. Without the SiLU it is grad_out;
+    // with it, pass 1 writes grad_out * silu'(y) into a scratch buffer that pass 2 reads back.
+    std::vector<T> silu_dy(fuse_silu ? at(args.x.numel()) : 0);
+    const T* dy = fuse_silu ? silu_dy.data() : grad_out;
+
+    // Pass 1: per-channel sums over s of dy and of dy * xhat, [N, 2C] (dy in [0, C), dy * xhat in
+    // [C, 2C)). Summed over n they are grad_beta and grad_gamma; summed over a group (weighted by
+    // gamma) they give the two means the x gradient needs.
+    auto sum_rows = [&](int64_t n, int64_t s0, int64_t s1, double* acc) {
+      const double* m = channel_mean.data() + n * d.c;
+      const double* rs = channel_rstd.data() + n * d.c;
+      for (int64_t s = s0; s < s1; ++s) {
+        const int64_t row = (n * d.s + s) * d.c;
+        const T* xr = x + row;
+        if (fuse_silu)
+          for (int64_t c = 0; c < d.c; ++c) {
+            const double y = (static_cast<double>(xr[c]) - m[c]) * rs[c] * gamma[at(c)] + beta[at(c)];
+            silu_dy[at(row + c)] = grad_out[row + c] * silu_grad(static_cast<T>(y));
+          }
+        for (int64_t c = 0; c < d.c; ++c) {
+          const double xhat = (static_cast<double>(xr[c]) - m[c]) * rs[c];
+          acc[c] += static_cast<double>(dy[row + c]);
+          acc[d.c + c] += static_cast<double>(dy[row + c]) * xhat;
+        }
+      }
+    };
+    const std::vector<double> sums = per_sample_sums(d, 2 * d.c, sum_rows);
+
+    if (args.grad_gamma.wanted() || args.grad_beta.wanted()) {
+      for (int64_t c = 0; c < d.c; ++c) {
+        double dgamma = 0, dbeta = 0;
+        for (int64_t n = 0; n < d.n; ++n) {
+          dbeta += sums[at(n * 2 * d.c + c)];
+          dgamma += sums[at(n * 2 * d.c + d.c + c)];
+        }
+        if (args.grad_gamma.wanted())
+          put(args.grad_gamma.tensor.data<T>(), c, static_cast<T>(dgamma), args.grad_gamma.accumulate);
+        if (args.grad_beta.wanted())
+          put(args.grad_beta.tensor.data<T>(), c, static_cast<T>(dbeta), args.grad_beta.accumulate);
+      }
+    }
+    if (!args.grad_x.wanted()) return;
+
+    // With h = dy * gamma (the gradient at xhat), per (sample, group):
+    //   dx = rstd * (h - mean(h) - xhat * mean(h * xhat))
+    const double inv_count = 1.0 / static_cast<double>(d.count());
+    const std::vector<double> mean_h = per_channel(group_sums(sums, d, 2 * d.c, 0, inv_count, &gamma), d);
+    const std::vector<double> mean_h_xhat =
+        per_channel(group_sums(sums, d, 2 * d.c, d.c, inv_count, &gamma), d);
+
+    // Pass 2, over rows (n, s).
+    T* grad_x = args.grad_x.tensor.data<T>();
+    const bool accumulate = args.grad_x.accumulate;
+    const int64_t rows = d.n * d.s;
+#pragma omp parallel for if (rows * d.c > kParallelGrain)
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t nc = (r / d.s) * d.c;  // first channel of this sample in the [N, C] tables
+      for (int64_t c = 0; c < d.c; ++c) {
+        const int64_t i = r * d.c + c;
+        const double rs = channel_rstd[at(nc + c)];
+        const double xhat = (static_cast<double>(x[i]) - channel_mean[at(nc + c)]) * rs;
+        const double h = static_cast<double>(dy[i]) * gamma[at(c)];
+        const double dx = rs * (h - mean_h[at(nc + c)] - xhat * mean_h_xhat[at(nc + c)]);
+        put(grad_x, i, static_cast<T>(dx), accumulate);
+      }
+    }
+  });
+}
+
 }  // namespace ddpm
