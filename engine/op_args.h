@@ -168,6 +168,85 @@ struct mse_bwd {
   GradSlot grad_a, grad_b;
 };
 
+// x [..., C] -> out [..., end - begin]: channels [begin, end) of the last axis
+struct channel_slice_fwd {
+  Tensor x, out;
+  int64_t begin = 0, end = 0;
+};
+struct channel_slice_bwd {
+  Tensor grad_out;
+  int64_t begin = 0, end = 0;
+  GradSlot grad_x;  // [..., C]: the slice's gradient, zero outside [begin, end)
+};
+
+// ---- diffusion (see diffusion/ and docs/math.md) ----
+// Per-step coefficient tables: a [kCoefCount, T] tensor, row r = DiffusionCoef r, column = step.
+enum DiffusionCoef : int {
+  kSqrtAbar,              // sqrt(abar_t)
+  kSqrtOneMinusAbar,      // sqrt(1 - abar_t)
+  kSqrtRecipAbar,         // 1 / sqrt(abar_t)
+  kSqrtRecipm1Abar,       // sqrt(1 / abar_t - 1)
+  kPosteriorCoef1,        // x_0 coefficient of mu_tilde
+  kPosteriorCoef2,        // x_t coefficient of mu_tilde
+  kPosteriorLogVar,       // log beta_tilde_t, clipped at t = 0 (fixed-small and learned-range floor)
+  kLargeLogVar,           // log [beta_tilde_1, beta_1, beta_2, ...] (fixed-large)
+  kLogBeta,               // log beta_t (learned-range ceiling)
+  kAbar,                  // abar_t
+  kAbarPrev,              // abar_{t-1}, 1 at t = 0
+  kCoefCount
+};
+enum class Prediction : uint8_t { Epsilon, X0, V };
+enum class VarianceType : uint8_t { FixedSmall, FixedLarge, LearnedRange };
+
+// x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps per sample (t [N] holds step indices as reals), in
+// one pass. eps is drawn from Philox (seed, stream) into `noise` unless noise_given, in which case
+// `noise` is read. When v_target is defined it also receives v = sqrt(abar) eps - sqrt(1-abar) x0.
+struct q_sample_args {
+  Tensor x0, t, coefs;       // [N, ...], [N], [kCoefCount, T]
+  Tensor x_t, noise, v_target;
+  bool noise_given = false;
+  uint64_t seed = 0, stream = 0;
+};
+
+// One reverse step at table column `step` for every sample, in one pass:
+//   x0_hat from the model output (per `prediction`), clamped to [-1, 1] when clip;
+//   Ancestral: x_prev = mu_tilde(x0_hat, x_t) + exp(logvar / 2) z (no noise at step 0), logvar per
+//     `variance` (LearnedRange reads var_out, the model's second half, in [-1, 1]);
+//   Ddim: eps_hat from x0_hat, x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - s^2) eps_hat + s z,
+//     s = eta sqrt((1 - abar_prev) / (1 - abar)) sqrt(1 - abar / abar_prev).
+// z comes from Philox (seed, stream). x0_pred (optional) receives x0_hat.
+struct reverse_step_args {
+  enum class Mode : uint8_t { Ancestral, Ddim };
+  Tensor x_t, model_out, var_out, coefs;  // [N, ...] x3 (var_out optional), [kCoefCount, T]
+  Tensor x_prev, x0_pred;
+  int step = 0;
+  Mode mode = Mode::Ancestral;
+  Prediction prediction = Prediction::Epsilon;
+  VarianceType variance = VarianceType::FixedSmall;
+  bool clip = true;
+  double eta = 0.0;
+  uint64_t seed = 0, stream = 0;
+};
+
+// The variational-bound term per sample, in nats per dimension (mean over every axis but the
+// first): KL(q(x_{t-1}|x_t,x0) || p(x_{t-1}|x_t)) for t > 0 and the discretized-Gaussian decoder
+// NLL -log p(x0|x_1) for t = 0. Differentiable in model_out (the mean part) and var_out (learned
+// range only).
+struct vlb_term_fwd {
+  Tensor model_out, var_out, x0, x_t, t, coefs;  // [N, ...] x4 (var_out optional), [N], tables
+  Tensor out;                                    // [N]
+  Prediction prediction = Prediction::Epsilon;
+  VarianceType variance = VarianceType::FixedSmall;
+  bool clip = false;
+};
+struct vlb_term_bwd {
+  Tensor grad_out, model_out, var_out, x0, x_t, t, coefs;
+  Prediction prediction = Prediction::Epsilon;
+  VarianceType variance = VarianceType::FixedSmall;
+  bool clip = false;
+  GradSlot grad_model_out, grad_var_out;
+};
+
 // ---- plain kernels ----
 struct fill_args {
   Tensor out;
@@ -189,8 +268,11 @@ struct sum_squares_args {
   double* result = nullptr;  // host pointer
 };
 // Adam / AdamW over flat buffers. grad is multiplied by grad_scale first (global-norm clipping).
+// When ema is defined, the same pass also updates ema = ema_decay * ema + (1 - ema_decay) * params
+// with the new params (the fused optimizer + EMA step).
 struct adam_step_args {
-  Tensor params, grads, m, v;
+  Tensor params, grads, m, v, ema;
+  double ema_decay = 0.9999;
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
   bool decoupled_weight_decay = false;  // AdamW when true, L2 added to the gradient otherwise
   int64_t step = 1;                     // 1-based, for bias correction

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "engine/backend.h"
+#include "engine/optim/ema.h"
 
 namespace ddpm {
 
@@ -18,10 +19,26 @@ Adam::Adam(const ParameterSet& params, AdamConfig config)
              "), eps ", config.eps, ", weight_decay ", config.weight_decay);
 }
 
-void Adam::step(double lr, double grad_scale) {
+void Adam::step(double lr, double grad_scale, const Ema* ema) {
   ++steps_;
-  adam_step_args args{params_.values(), params_.grads(), m_, v_, lr, config_.beta1, config_.beta2,
-                      config_.eps, config_.weight_decay, config_.decoupled_weight_decay, steps_, grad_scale};
+  adam_step_args args;
+  args.params = params_.values();
+  args.grads = params_.grads();
+  args.m = m_;
+  args.v = v_;
+  if (ema) {
+    check_shape("adam", "ema shadow", ema->shadow(), params_.values().shape());
+    args.ema = ema->shadow();
+    args.ema_decay = ema->decay();
+  }
+  args.lr = lr;
+  args.beta1 = config_.beta1;
+  args.beta2 = config_.beta2;
+  args.eps = config_.eps;
+  args.weight_decay = config_.weight_decay;
+  args.decoupled_weight_decay = config_.decoupled_weight_decay;
+  args.step = steps_;
+  args.grad_scale = grad_scale;
   backend_for(params_.values().device()).adam_step(args);
 }
 

@@ -5,6 +5,8 @@
 
 namespace ddpm {
 
+class Ema;
+
 struct AdamConfig {
   double lr = 2e-4;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
@@ -16,8 +18,9 @@ class Adam {
  public:
   Adam(const ParameterSet& params, AdamConfig config);
   // One update from the current gradients, at learning rate `lr` (schedules live in the caller).
-  // grad_scale multiplies the gradients first (the clipping coefficient).
-  void step(double lr, double grad_scale = 1.0);
+  // grad_scale multiplies the gradients first (the clipping coefficient). With `ema`, the same
+  // pass over the buffers also updates the EMA shadow from the new parameters.
+  void step(double lr, double grad_scale = 1.0, const Ema* ema = nullptr);
   int64_t steps() const { return steps_; }
   const AdamConfig& config() const { return config_; }
   // Moments, for checkpoints: flat, the same layout as the parameter buffer.

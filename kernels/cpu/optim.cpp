@@ -20,6 +20,8 @@ void CpuBackend::adam_step(const adam_step_args& args) {
     const double bias1 = 1.0 - std::pow(b1, step), bias2 = 1.0 - std::pow(b2, step);
     const double lr = args.lr, wd = args.weight_decay, eps = args.eps, gs = args.grad_scale;
     const bool decoupled = args.decoupled_weight_decay;
+    T* ema = args.ema.defined() ? args.ema.data<T>() : nullptr;
+    const double ema_decay = args.ema_decay;
 #pragma omp parallel for if (n > kParallelGrain)
     for (int64_t i = 0; i < n; ++i) {
       double param = p[i];
@@ -33,6 +35,7 @@ void CpuBackend::adam_step(const adam_step_args& args) {
       m[i] = static_cast<T>(mi);
       v[i] = static_cast<T>(vi);
       p[i] = static_cast<T>(param - lr * (mi / bias1) / (std::sqrt(vi / bias2) + eps));
+      if (ema) ema[i] = static_cast<T>(ema_decay * static_cast<double>(ema[i]) + (1 - ema_decay) * static_cast<double>(p[i]));
     }
   });
 }

@@ -48,9 +48,5 @@ void cuda_copy_bytes(void* dst, Device dst_device, const void* src, Device src_d
 
 void cuda_zero_bytes(void* dst, size_t bytes) { DDPM_CUDA_CHECK(cudaMemset(dst, 0, bytes)); }
 
-Backend& cuda_backend() {
-  detail::fail("CUDA backend: the CUDA kernels for the op list are not written yet; run on the CPU "
-               "device (Device::CPU)");
-}
 
 }  // namespace ddpm

@@ -1,0 +1,43 @@
+// The CPU-versus-CUDA parity harness. A parity test runs one backend entry (forward or backward)
+// on the CPU in float64 and on the GPU (float32 or bfloat16) from the same inputs, writes the GPU
+// outputs into guarded buffers, and requires: the guard bytes untouched, no NaN/Inf, and the
+// normalized error max|gpu - cpu| / max|cpu| within the bound stated for the op and dtype.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "engine/tensor.h"
+
+namespace ddpm::test {
+
+// A CUDA tensor inside a larger allocation; the bytes before and after it hold a pattern that a
+// kernel writing out of bounds would change.
+struct Guarded {
+  Tensor tensor;
+  size_t guard_bytes = 0;
+  bool guards_intact() const;
+};
+Guarded guarded_empty(const Shape& shape, DType dtype);
+// A guarded CUDA copy of `values` (for accumulating gradient slots, which kernels read).
+Guarded guarded_copy(const Tensor& values, DType dtype);
+
+// The GPU copy of a CPU tensor in `dtype` (bfloat16 rounds on the host).
+Tensor to_cuda(const Tensor& cpu, DType dtype);
+// What the GPU sees of `cpu` in `dtype`, back on the CPU as float64: the reference input, so
+// that the comparison measures the kernel and not the input rounding.
+Tensor as_seen(const Tensor& cpu, DType dtype);
+
+// max |got - want| / max(max |want|, 1e-30), with got copied to the CPU as float64.
+double normalized_error(const Tensor& got, const Tensor& want);
+bool all_finite(const Tensor& t);
+
+// REQUIREs guards intact, finite values, the shape, and normalized_error <= bound; `what` names
+// the op, dtype and shape in the failure message.
+void require_parity(const Guarded& got, const Tensor& want, double bound, const std::string& what);
+
+// Bounds on the normalized error, by dtype: float32 kernels accumulate in float32 (error grows
+// with the reduction length), bfloat16 ones store activations with 8 significand bits.
+constexpr double kBoundF32 = 1e-5;
+constexpr double kBoundBF16 = 2e-2;
+
+}  // namespace ddpm::test
