@@ -214,11 +214,12 @@ struct q_sample_args {
 //     `variance` (LearnedRange reads var_out, the model's second half, in [-1, 1]);
 //   Ddim: eps_hat from x0_hat, x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - s^2) eps_hat + s z,
 //     s = eta sqrt((1 - abar_prev) / (1 - abar)) sqrt(1 - abar / abar_prev).
-// z comes from Philox (seed, stream). x0_pred (optional) receives x0_hat.
+// z comes from Philox (seed, stream). Optional outputs: x0_pred receives x0_hat; in Ancestral
+// mode mean and log_var receive the mean and log variance of p(x_{t-1} | x_t) (p_mean_variance).
 struct reverse_step_args {
   enum class Mode : uint8_t { Ancestral, Ddim };
   Tensor x_t, model_out, var_out, coefs;  // [N, ...] x3 (var_out optional), [kCoefCount, T]
-  Tensor x_prev, x0_pred;
+  Tensor x_prev, x0_pred, mean, log_var;
   int step = 0;
   Mode mode = Mode::Ancestral;
   Prediction prediction = Prediction::Epsilon;

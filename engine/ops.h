@@ -38,3 +38,8 @@ Tensor mean(const Tensor& x, int keep = 0);
 Tensor mse(const Tensor& a, const Tensor& b, int keep = 0);  // mean of (a - b)^2
 
 }  // namespace ddpm
+
+namespace ddpm {
+// Channels [begin, end) of the last axis: x [..., C] -> [..., end - begin].
+Tensor channel_slice(const Tensor& x, int64_t begin, int64_t end);
+}  // namespace ddpm

@@ -50,3 +50,17 @@ Tensor timestep_embedding(const Tensor& t, int dim) {
 }
 
 }  // namespace ddpm
+
+namespace ddpm {
+Tensor channel_slice(const Tensor& x, int64_t begin, int64_t end) {
+  DDPM_CHECK(x.rank() >= 1 && begin >= 0 && begin < end && end <= x.dim(-1), "channel_slice: [", begin, ", ",
+             end, ") is not a non-empty channel range of x ", shape_str(x.shape()));
+  Shape out_shape = x.shape();
+  out_shape.back() = end - begin;
+  Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
+  backend_for(x.device()).channel_slice_forward({x, out, begin, end});
+  return record("channel_slice", out, {x}, [begin, end](const Tensor& g, std::vector<GradSlot>& s) {
+    backend_for(g.device()).channel_slice_backward({g, begin, end, s[0]});
+  });
+}
+}  // namespace ddpm

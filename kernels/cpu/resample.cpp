@@ -84,4 +84,39 @@ void CpuBackend::concat_backward(const concat_bwd& args) {
   });
 }
 
+void CpuBackend::channel_slice_forward(const channel_slice_fwd& args) {
+  cpu::dispatch_float(args.x.dtype(), "channel_slice", [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t c = args.x.dim(-1), width = args.end - args.begin;
+    const int64_t rows = args.x.numel() / std::max<int64_t>(c, 1);
+    const T* x = args.x.data<T>();
+    T* out = args.out.data<T>();
+#pragma omp parallel for if (args.x.numel() > kParallelGrain)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < width; ++j) out[r * width + j] = x[r * c + args.begin + j];
+  });
+}
+
+void CpuBackend::channel_slice_backward(const channel_slice_bwd& args) {
+  if (!args.grad_x.wanted()) return;
+  cpu::dispatch_float(args.grad_out.dtype(), "channel_slice", [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t c = args.grad_x.tensor.dim(-1), width = args.end - args.begin;
+    const int64_t rows = args.grad_x.tensor.numel() / std::max<int64_t>(c, 1);
+    const T* g = args.grad_out.data<T>();
+    T* gx = args.grad_x.tensor.data<T>();
+    const bool acc = args.grad_x.accumulate;
+    // Channels outside the slice get zero (written) or nothing (accumulated).
+#pragma omp parallel for if (args.grad_x.tensor.numel() > kParallelGrain)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < c; ++j) {
+        const bool inside = j >= args.begin && j < args.end;
+        if (inside)
+          put(gx, r * c + j, g[r * width + j - args.begin], acc);
+        else if (!acc)
+          gx[r * c + j] = T(0);
+      }
+  });
+}
+
 }  // namespace ddpm

@@ -1,0 +1,275 @@
+// GroupNorm (+ fused SiLU) and attention on CUDA against the CPU reference: each op runs on the CPU
+// in float64 on the inputs as the GPU sees them (test::as_seen) and on the GPU in float32 and
+// bfloat16; GPU outputs live in guarded buffers. A written gradient slot starts as NaN on the GPU,
+// so a kernel that reads a slot it should only write fails the finite check; an accumulated slot
+// starts from the same random values on both sides.
+//
+// Bounds (normalized error max|gpu - cpu| / max|cpu|, tests/gpu/parity.h):
+// - float32, 1e-5: every reduction is a float32 tree or blocked sum (GroupNorm: over at most
+//   S * Cg = 4096 elements per group and N * S per channel; attention: dot products of d <= 256
+//   terms and softmax sums of T <= 300 terms), whose relative error stays near sqrt(log2 n) eps ~
+//   1e-6; the GroupNorm large-mean case is covered by the corrected two-pass statistics.
+// - bfloat16, 2e-2: inputs are identical on both sides, math is float32, and every output or
+//   gradient is rounded once to an 8-bit significand (2^-9 relative), plus the gradients' use of
+//   the rounded forward output (attention's rowsum(dO * O)).
+// - GroupNorm statistics (float32 for both dtypes, from identical inputs): 1e-5.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/ops.h"
+#include "kernels/cuda/attention_unfused.h"
+#include "tests/gpu/parity.h"
+#include "tests/support.h"
+
+using namespace ddpm;
+
+namespace {
+
+Backend& cpu() { return cpu_backend(); }
+Backend& gpu() { return cuda_backend(); }
+
+const DType kDtypes[] = {DType::F32, DType::BF16};
+const bool kModes[] = {false, true};  // GradSlot: write, accumulate
+double bound_for(DType dt) { return dt == DType::F32 ? test::kBoundF32 : test::kBoundBF16; }
+
+// One input as each backend sees it.
+struct In {
+  Tensor cpu, gpu;
+};
+In input(const Tensor& x, DType dt) { return {test::as_seen(x, dt), test::to_cuda(x, dt)}; }
+
+// One output or gradient slot on both backends: float64 on the CPU, guarded on the GPU.
+struct Out {
+  Tensor cpu;
+  test::Guarded gpu;
+  bool accumulate = false;
+  GradSlot cpu_slot() const { return {cpu, accumulate}; }
+  GradSlot gpu_slot() const { return {gpu.tensor, accumulate}; }
+};
+Out output(const Shape& shape, DType dt, bool accumulate = false, uint64_t stream = 900) {
+  if (accumulate) {
+    const Tensor init = test::randn(shape, stream);
+    return {test::as_seen(init, dt).clone(), test::guarded_copy(init, dt), true};
+  }
+  const Tensor nan = Tensor::full(shape, std::numeric_limits<double>::quiet_NaN(), DType::F64);
+  return {Tensor::empty(shape, DType::F64), test::guarded_copy(nan, dt), false};
+}
+
+void check(const Out& o, double bound, const std::string& what) {
+  test::require_parity(o.gpu, o.cpu, bound, what + (o.accumulate ? " (accumulate)" : " (write)"));
+}
+
+// A view of base's storage with `shape`, starting `first` elements in (an unaligned pointer).
+Tensor view_at(const Tensor& base, int64_t first, const Shape& shape) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = base.impl().storage;
+  impl->offset = base.impl().offset + static_cast<size_t>(first) * dtype_size(base.dtype());
+  impl->shape = shape;
+  impl->dtype = base.dtype();
+  impl->device = base.device();
+  return Tensor(std::move(impl));
+}
+// The GPU copy of `values` one element past an aligned address.
+Tensor unaligned_cuda(const Tensor& values, DType dt) {
+  const Tensor base = Tensor::empty({values.numel() + 1}, dt, Device::CUDA);
+  const Tensor view = view_at(base, 1, values.shape());
+  view.copy_from(values.to(dt).to(Device::CUDA));
+  return view;
+}
+
+// ---------------------------------------------------------------------------------------------
+// group_norm
+
+struct NormCase {
+  Shape shape;
+  int groups;
+  bool silu;
+};
+
+std::string norm_label(const NormCase& nc, DType dt) {
+  return std::string("group_norm ") + dtype_name(dt) + " x " + shape_str(nc.shape) + ", " +
+         std::to_string(nc.groups) + " groups" + (nc.silu ? " + SiLU" : "");
+}
+
+// x = shift + stddev * N(0, 1); gamma around 1 and beta around 0 so that every term matters.
+struct NormInputs {
+  Tensor x, gamma, beta, grad_out;
+};
+NormInputs norm_inputs(const Shape& shape, double shift, double stddev) {
+  const int64_t c = shape.back();
+  NormInputs in;
+  in.x = add(test::randn(shape, 11, stddev), Tensor::full({c}, shift, DType::F64));
+  in.gamma = add(test::randn({c}, 12, 0.5), Tensor::ones({c}, DType::F64));
+  in.beta = test::randn({c}, 13, 0.5);
+  in.grad_out = test::randn(shape, 14);
+  return in;
+}
+
+// Forward (output and statistics) and backward in every slot mode; `x_gpu` overrides the GPU's x
+// (unaligned views).
+void check_group_norm(const NormCase& nc, DType dt, const NormInputs& values, const Tensor& x_gpu = Tensor()) {
+  const std::string what = norm_label(nc, dt);
+  const double bound = bound_for(dt);
+  const double eps = 1e-5;
+  const int64_t n = nc.shape.front(), c = nc.shape.back();
+  const In x = {test::as_seen(values.x, dt), x_gpu.defined() ? x_gpu : test::to_cuda(values.x, dt)};
+  const In gamma = input(values.gamma, dt), beta = input(values.beta, dt), g = input(values.grad_out, dt);
+
+  Out out = output(nc.shape, dt), mean = output({n, nc.groups}, DType::F32), rstd = output({n, nc.groups}, DType::F32);
+  cpu().group_norm_forward({x.cpu, gamma.cpu, beta.cpu, out.cpu, mean.cpu, rstd.cpu, nc.groups, eps, nc.silu});
+  gpu().group_norm_forward(
+      {x.gpu, gamma.gpu, beta.gpu, out.gpu.tensor, mean.gpu.tensor, rstd.gpu.tensor, nc.groups, eps, nc.silu});
+  check(out, bound, what + " forward");
+  check(mean, test::kBoundF32, what + " mean");
+  check(rstd, test::kBoundF32, what + " rstd");
+
+  // Each backend's backward gets its own forward's statistics, as in training.
+  for (bool acc : kModes) {
+    Out gx = output(nc.shape, dt, acc, 21), ggamma = output({c}, dt, acc, 22), gbeta = output({c}, dt, acc, 23);
+    cpu().group_norm_backward({g.cpu, x.cpu, gamma.cpu, beta.cpu, mean.cpu, rstd.cpu, nc.groups, nc.silu,
+                               gx.cpu_slot(), ggamma.cpu_slot(), gbeta.cpu_slot()});
+    gpu().group_norm_backward({g.gpu, x.gpu, gamma.gpu, beta.gpu, mean.gpu.tensor, rstd.gpu.tensor, nc.groups,
+                               nc.silu, gx.gpu_slot(), ggamma.gpu_slot(), gbeta.gpu_slot()});
+    check(gx, bound, what + " grad_x");
+    check(ggamma, bound, what + " grad_gamma");
+    check(gbeta, bound, what + " grad_beta");
+  }
+  // Some slots not wanted: they are skipped, the others still right.
+  Out gx = output(nc.shape, dt), ggamma = output({c}, dt);
+  cpu().group_norm_backward(
+      {g.cpu, x.cpu, gamma.cpu, beta.cpu, mean.cpu, rstd.cpu, nc.groups, nc.silu, gx.cpu_slot(), {}, {}});
+  gpu().group_norm_backward({g.gpu, x.gpu, gamma.gpu, beta.gpu, mean.gpu.tensor, rstd.gpu.tensor, nc.groups,
+                             nc.silu, gx.gpu_slot(), {}, {}});
+  check(gx, bound, what + " grad_x only");
+  cpu().group_norm_backward(
+      {g.cpu, x.cpu, gamma.cpu, beta.cpu, mean.cpu, rstd.cpu, nc.groups, nc.silu, {}, ggamma.cpu_slot(), {}});
+  gpu().group_norm_backward({g.gpu, x.gpu, gamma.gpu, beta.gpu, mean.gpu.tensor, rstd.gpu.tensor, nc.groups,
+                             nc.silu, {}, ggamma.gpu_slot(), {}});
+  check(ggamma, bound, what + " grad_gamma only");
+}
+
+// ---------------------------------------------------------------------------------------------
+// attention
+
+struct AttnCase {
+  int64_t n, t, c;
+  int heads;
+};
+
+std::string attn_label(const char* path, const AttnCase& ac, DType dt) {
+  return std::string(path) + " " + dtype_name(dt) + " [" + std::to_string(ac.n) + ", " + std::to_string(ac.t) +
+         ", " + std::to_string(ac.c) + "], " + std::to_string(ac.heads) + " heads (d = " +
+         std::to_string(ac.c / ac.heads) + ")";
+}
+
+// The DDPM UNet's attention (16x16 and 8x8 maps at batch 2) and awkward sizes: T not a multiple
+// of any tile, d = 128, and d = 18 (no 4-element vectors; padded to 32).
+const AttnCase kAttnCases[] = {{2, 256, 256, 1}, {2, 256, 256, 4}, {2, 64, 256, 1}, {2, 64, 256, 8},
+                               {2, 6, 64, 2},    {2, 49, 64, 2},   {2, 100, 64, 2}, {2, 100, 256, 2},
+                               {2, 49, 36, 2},   {1, 300, 64, 1},  {3, 1, 32, 1}};
+
+using AttnForward = std::function<void(const attention_fwd&)>;
+using AttnBackward = std::function<void(const attention_bwd&)>;
+
+void check_attention(const char* path, const AttnCase& ac, DType dt, const AttnForward& forward,
+                     const AttnBackward& backward, const Tensor& q_gpu = Tensor()) {
+  const std::string what = attn_label(path, ac, dt);
+  const double bound = bound_for(dt);
+  const Shape shape = {ac.n, ac.t, ac.c};
+  const Tensor q_values = test::randn(shape, 31);
+  const In q = {test::as_seen(q_values, dt), q_gpu.defined() ? q_gpu : test::to_cuda(q_values, dt)};
+  const In k = input(test::randn(shape, 32), dt), v = input(test::randn(shape, 33), dt);
+  const In g = input(test::randn(shape, 34), dt);
+
+  Out out = output(shape, dt);
+  cpu().attention_forward({q.cpu, k.cpu, v.cpu, out.cpu, ac.heads});
+  forward({q.gpu, k.gpu, v.gpu, out.gpu.tensor, ac.heads});
+  check(out, bound, what + " forward");
+
+  // Each backend's backward gets its own forward output.
+  for (bool acc : kModes) {
+    Out gq = output(shape, dt, acc, 41), gk = output(shape, dt, acc, 42), gv = output(shape, dt, acc, 43);
+    cpu().attention_backward({g.cpu, q.cpu, k.cpu, v.cpu, out.cpu, ac.heads, gq.cpu_slot(), gk.cpu_slot(),
+                              gv.cpu_slot()});
+    backward({g.gpu, q.gpu, k.gpu, v.gpu, out.gpu.tensor, ac.heads, gq.gpu_slot(), gk.gpu_slot(), gv.gpu_slot()});
+    check(gq, bound, what + " grad_q");
+    check(gk, bound, what + " grad_k");
+    check(gv, bound, what + " grad_v");
+  }
+  Out gq = output(shape, dt), gv = output(shape, dt);
+  cpu().attention_backward({g.cpu, q.cpu, k.cpu, v.cpu, out.cpu, ac.heads, gq.cpu_slot(), {}, {}});
+  backward({g.gpu, q.gpu, k.gpu, v.gpu, out.gpu.tensor, ac.heads, gq.gpu_slot(), {}, {}});
+  check(gq, bound, what + " grad_q only");
+  cpu().attention_backward({g.cpu, q.cpu, k.cpu, v.cpu, out.cpu, ac.heads, {}, {}, gv.cpu_slot()});
+  backward({g.gpu, q.gpu, k.gpu, v.gpu, out.gpu.tensor, ac.heads, {}, {}, gv.gpu_slot()});
+  check(gv, bound, what + " grad_v only");
+}
+
+const AttnForward kFused = [](const attention_fwd& a) { gpu().attention_forward(a); };
+const AttnBackward kFusedBackward = [](const attention_bwd& a) { gpu().attention_backward(a); };
+
+}  // namespace
+
+TEST_CASE("CUDA group_norm (+ SiLU) matches the CPU", "[gpu][parity][group_norm]") {
+  // The UNet's maps at batch 2 (32 groups), awkward sizes (3 channels per group and a 5x7 map;
+  // rank 2; one group; one channel per group) and a 128x128 map that takes several row chunks.
+  const NormCase cases[] = {
+      {{2, 32, 32, 128}, 32, false}, {{2, 32, 32, 128}, 32, true}, {{2, 16, 16, 256}, 32, false},
+      {{2, 16, 16, 256}, 32, true},  {{2, 8, 8, 256}, 32, false},  {{2, 8, 8, 256}, 32, true},
+      {{2, 4, 4, 512}, 32, false},   {{2, 4, 4, 512}, 32, true},   {{2, 5, 7, 96}, 32, false},
+      {{2, 5, 7, 96}, 32, true},     {{3, 6}, 3, false},           {{2, 3, 5, 8}, 1, true},
+      {{2, 2, 2, 4}, 4, true},       {{1, 128, 128, 64}, 32, true}};
+  for (DType dt : kDtypes)
+    for (const NormCase& nc : cases) check_group_norm(nc, dt, norm_inputs(nc.shape, 0.7, 2.0));
+}
+
+TEST_CASE("CUDA group_norm keeps float32 precision at a large mean", "[gpu][parity][group_norm]") {
+  // mean 1e3, std 1: a naive float32 E[x^2] - E[x]^2 loses everything; the kernel's corrected
+  // two-pass statistics (and the backward's mean correction) must still match float64. No SiLU:
+  // its derivative is evaluated at y from the float32 saved mean (off by up to half an ulp of 1e3).
+  const NormCase cases[] = {{{2, 16, 16, 256}, 32, false}, {{2, 32, 32, 128}, 32, false},
+                            {{1, 128, 128, 64}, 32, false}};
+  for (const NormCase& nc : cases) check_group_norm(nc, DType::F32, norm_inputs(nc.shape, 1e3, 1.0));
+}
+
+TEST_CASE("CUDA group_norm handles unaligned tensors", "[gpu][parity][group_norm]") {
+  const NormCase nc = {{2, 8, 8, 256}, 32, true};
+  const NormInputs values = norm_inputs(nc.shape, 0.7, 2.0);
+  for (DType dt : kDtypes) check_group_norm(nc, dt, values, unaligned_cuda(values.x, dt));
+}
+
+TEST_CASE("CUDA fused attention matches the CPU", "[gpu][parity][attention]") {
+  for (DType dt : kDtypes)
+    for (const AttnCase& ac : kAttnCases) check_attention("attention", ac, dt, kFused, kFusedBackward);
+}
+
+TEST_CASE("CUDA fused attention handles unaligned tensors", "[gpu][parity][attention]") {
+  const AttnCase ac = {2, 49, 64, 2};
+  for (DType dt : kDtypes)
+    check_attention("attention (unaligned q)", ac, dt, kFused, kFusedBackward,
+                    unaligned_cuda(test::randn({ac.n, ac.t, ac.c}, 31), dt));
+}
+
+TEST_CASE("the unfused cuBLAS attention (benchmark baseline) matches the CPU", "[gpu][parity][attention]") {
+  const AttnForward forward = [](const attention_fwd& a) { cuda::attention_unfused_forward(a); };
+  const AttnBackward backward = [](const attention_bwd& a) { cuda::attention_unfused_backward(a); };
+  for (DType dt : kDtypes)
+    for (const AttnCase& ac : kAttnCases) check_attention("attention (unfused)", ac, dt, forward, backward);
+}
+
+TEST_CASE("CUDA group_norm and attention reject float64", "[gpu][group_norm][attention]") {
+  const Tensor x = Tensor::zeros({2, 4, 4, 8}, DType::F64, Device::CUDA);
+  const Tensor c8 = Tensor::zeros({8}, DType::F64, Device::CUDA);
+  const Tensor stats = Tensor::zeros({2, 4}, DType::F32, Device::CUDA);
+  const Tensor out = Tensor::empty({2, 4, 4, 8}, DType::F64, Device::CUDA);
+  REQUIRE_THROWS_WITH(gpu().group_norm_forward({x, c8, c8, out, stats, stats, 4, 1e-5, false}),
+                      Catch::Contains("group_norm") && Catch::Contains("float64"));
+  const Tensor q = Tensor::zeros({2, 6, 8}, DType::F64, Device::CUDA);
+  REQUIRE_THROWS_WITH(gpu().attention_forward({q, q, q, Tensor::empty({2, 6, 8}, DType::F64, Device::CUDA), 2}),
+                      Catch::Contains("attention") && Catch::Contains("float64"));
+}
