@@ -57,15 +57,33 @@ DDPM_HOST_DEVICE float uniform(uint64_t seed, uint64_t stream, uint64_t index) {
   return to_unit_open(block_at(seed, stream, index >> 2).v[index & 3]);
 }
 
+// Box-Muller on one word pair: (r cos(theta), r sin(theta)).
+DDPM_HOST_DEVICE void box_muller(uint32_t w1, uint32_t w2, float* even, float* odd) {
+  const float radius = sqrtf(-2.0f * logf(to_unit_open(w1)));
+  const float angle = 6.2831853071795865f * to_unit_open(w2);
+  *even = radius * cosf(angle);
+  *odd = radius * sinf(angle);
+}
+
 // Standard normal for element `index` (Box-Muller on the word pair that holds it).
 DDPM_HOST_DEVICE float normal(uint64_t seed, uint64_t stream, uint64_t index) {
   Block b = block_at(seed, stream, index >> 2);
   unsigned pair = static_cast<unsigned>(index & 2);
-  float u1 = to_unit_open(b.v[pair]);
-  float u2 = to_unit_open(b.v[pair + 1]);
-  float radius = sqrtf(-2.0f * logf(u1));
-  float angle = 6.2831853071795865f * u2;
-  return (index & 1) ? radius * sinf(angle) : radius * cosf(angle);
+  float even, odd;
+  box_muller(b.v[pair], b.v[pair + 1], &even, &odd);
+  return (index & 1) ? odd : even;
+}
+
+// Elements 4 block .. 4 block + 3 at once, the same values as uniform() / normal() give them one
+// by one (loops over many elements use these: one Philox evaluation per four draws).
+DDPM_HOST_DEVICE void uniform4(uint64_t seed, uint64_t stream, uint64_t block, float out[4]) {
+  const Block b = block_at(seed, stream, block);
+  for (int w = 0; w < 4; ++w) out[w] = to_unit_open(b.v[w]);
+}
+DDPM_HOST_DEVICE void normal4(uint64_t seed, uint64_t stream, uint64_t block, float out[4]) {
+  const Block b = block_at(seed, stream, block);
+  box_muller(b.v[0], b.v[1], &out[0], &out[1]);
+  box_muller(b.v[2], b.v[3], &out[2], &out[3]);
 }
 
 }  // namespace ddpm::philox

@@ -1,5 +1,7 @@
 #include "engine/storage.h"
 
+#include <malloc.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -10,6 +12,13 @@ namespace ddpm {
 
 namespace {
 struct CpuAllocator final : Allocator {
+  CpuAllocator() {
+    // Training frees and reallocates the same large activation buffers every step. glibc would
+    // serve blocks above 128 KiB by mmap and return them to the kernel on free, so every step
+    // would page-fault and zero them again; keeping them in the heap makes reuse free.
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  }
   void* allocate(size_t bytes) override {
     if (bytes == 0) return nullptr;
     size_t rounded = (bytes + 63) / 64 * 64;  // aligned_alloc wants a multiple of the alignment

@@ -63,3 +63,25 @@ class Module {
 };
 
 }  // namespace ddpm
+
+namespace ddpm {
+
+// An indexed list of child modules of one type: children are named "0", "1", ... so parameter
+// names read like "down.1.block.0.conv1.weight".
+template <class M>
+class ModuleList : public Module {
+ public:
+  template <class... Args>
+  M& append(Args&&... args) {
+    M& item = add_module<M>(std::to_string(items_.size()), std::forward<Args>(args)...);
+    items_.push_back(&item);
+    return item;
+  }
+  M& operator[](size_t i) const { return *items_.at(i); }
+  size_t size() const { return items_.size(); }
+
+ private:
+  std::vector<M*> items_;
+};
+
+}  // namespace ddpm

@@ -70,6 +70,6 @@ const NamedParameter& ParameterSet::find(const std::string& name) const {
   detail::fail("parameters: no parameter named '", name, "'; known: ", known);
 }
 
-void ParameterSet::zero_grad() { zero_bytes(grads_.raw(), grads_.device(), grads_.nbytes()); }
+void ParameterSet::zero_grad() const { zero_bytes(grads_.raw(), grads_.device(), grads_.nbytes()); }
 
 }  // namespace ddpm

@@ -30,7 +30,7 @@ class ParameterSet {
   const std::vector<NamedParameter>& entries() const { return entries_; }
   const NamedParameter& find(const std::string& name) const;  // throws listing the known names
   int64_t count() const { return count_; }  // parameter scalars, padding excluded
-  void zero_grad();
+  void zero_grad() const;  // writes the gradient buffer, not the set
 
  private:
   Tensor values_, grads_;

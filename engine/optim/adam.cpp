@@ -42,10 +42,8 @@ void Adam::step(double lr, double grad_scale, const Ema* ema) {
   backend_for(params_.values().device()).adam_step(args);
 }
 
-void Adam::restore(int64_t steps, const Tensor& m, const Tensor& v) {
-  DDPM_CHECK(steps >= 0, "adam restore: negative step count ", steps);
-  m_.copy_from(m);
-  v_.copy_from(v);
+void Adam::set_steps(int64_t steps) {
+  DDPM_CHECK(steps >= 0, "adam: negative step count ", steps);
   steps_ = steps;
 }
 

@@ -23,10 +23,11 @@ class Adam {
   void step(double lr, double grad_scale = 1.0, const Ema* ema = nullptr);
   int64_t steps() const { return steps_; }
   const AdamConfig& config() const { return config_; }
-  // Moments, for checkpoints: flat, the same layout as the parameter buffer.
+  // Moments, for checkpoints: flat, the same layout as the parameter buffer (write through the
+  // handles to restore them).
   const Tensor& first_moment() const { return m_; }
   const Tensor& second_moment() const { return v_; }
-  void restore(int64_t steps, const Tensor& m, const Tensor& v);
+  void set_steps(int64_t steps);  // the bias-correction count, when resuming
 
  private:
   const ParameterSet& params_;

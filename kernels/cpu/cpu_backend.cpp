@@ -37,12 +37,8 @@ void CpuBackend::fill_random(const fill_random_args& args) {
     const bool normal = args.distribution == Distribution::Normal;
     // normal: a + b z (mean, stddev); uniform: a + (b - a) u (low, high)
     const double shift = args.a, width = normal ? args.b : args.b - args.a;
-#pragma omp parallel for if (n > kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) {
-      auto index = static_cast<uint64_t>(i);
-      float r = normal ? philox::normal(args.seed, args.stream, index) : philox::uniform(args.seed, args.stream, index);
-      out[i] = static_cast<T>(shift + width * static_cast<double>(r));
-    }
+    cpu::for_each_draw(n, normal, args.seed, args.stream,
+                       [&](int64_t i, float r) { out[i] = static_cast<T>(shift + width * static_cast<double>(r)); });
   });
 }
 

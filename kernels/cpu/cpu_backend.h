@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "engine/backend.h"
+#include "engine/philox.h"
 
 namespace ddpm {
 
@@ -42,6 +43,22 @@ inline void put(T* dst, int64_t i, T value, bool accumulate) {
 
 // Below this many elements a loop runs on one thread: the fork/join costs more than it saves.
 constexpr int64_t kParallelGrain = 1 << 14;
+
+// body(i, draw) for every i in [0, n), draw = the Philox normal (or uniform) of element i under
+// (seed, stream): one Philox evaluation per four elements, in parallel.
+template <class Body>
+void for_each_draw(int64_t n, bool normal, uint64_t seed, uint64_t stream, Body body) {
+  const int64_t blocks = (n + 3) / 4;
+#pragma omp parallel for if (n > kParallelGrain)
+  for (int64_t b = 0; b < blocks; ++b) {
+    float draws[4];
+    if (normal)
+      philox::normal4(seed, stream, static_cast<uint64_t>(b), draws);
+    else
+      philox::uniform4(seed, stream, static_cast<uint64_t>(b), draws);
+    for (int w = 0; w < 4 && 4 * b + w < n; ++w) body(4 * b + w, draws[w]);
+  }
+}
 
 }  // namespace cpu
 }  // namespace ddpm

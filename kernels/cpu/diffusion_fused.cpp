@@ -31,15 +31,21 @@ void CpuBackend::q_sample(const q_sample_args& args) {
     T* x_t = args.x_t.data<T>();
     T* noise = args.noise.data<T>();
     T* v = args.v_target.defined() ? args.v_target.data<T>() : nullptr;
-#pragma omp parallel for if (args.x0.numel() > kParallelGrain)
-    for (int64_t s = 0; s < n; ++s) {
-      const auto c = coefs_at<T>(args.coefs, step_of(t, s));
-      for (int64_t i = s * per; i < (s + 1) * per; ++i) {
-        const T eps = args.noise_given ? noise[i] : static_cast<T>(philox::normal(args.seed, args.stream, static_cast<uint64_t>(i)));
-        if (!args.noise_given) noise[i] = eps;
-        x_t[i] = c[kSqrtAbar] * x0[i] + c[kSqrtOneMinusAbar] * eps;
-        if (v) v[i] = c[kSqrtAbar] * eps - c[kSqrtOneMinusAbar] * x0[i];
-      }
+    // One element: sample s = i / per, so its table column is t[s].
+    auto noise_one = [&](int64_t i, T eps) {
+      const auto c = coefs_at<T>(args.coefs, step_of(t, i / per));
+      x_t[i] = c[kSqrtAbar] * x0[i] + c[kSqrtOneMinusAbar] * eps;
+      if (v) v[i] = c[kSqrtAbar] * eps - c[kSqrtOneMinusAbar] * x0[i];
+    };
+    const int64_t total = n * per;
+    if (args.noise_given) {
+#pragma omp parallel for if (total > kParallelGrain)
+      for (int64_t i = 0; i < total; ++i) noise_one(i, noise[i]);
+    } else {
+      cpu::for_each_draw(total, true, args.seed, args.stream, [&](int64_t i, float z) {
+        noise[i] = static_cast<T>(z);
+        noise_one(i, noise[i]);
+      });
     }
   });
 }
@@ -58,13 +64,11 @@ void CpuBackend::reverse_step(const reverse_step_args& args) {
     T* log_var = optional(args.log_var);
     const auto c = coefs_at<T>(args.coefs, args.step);
     const dm::ReverseStep settings = dm::reverse_settings(args);
-#pragma omp parallel for if (total > kParallelGrain)
-    for (int64_t i = 0; i < total; ++i) {
-      const T z = static_cast<T>(philox::normal(args.seed, args.stream, static_cast<uint64_t>(i)));
+    cpu::for_each_draw(total, true, args.seed, args.stream, [&](int64_t i, float z) {
       const dm::ReverseOutputs<T> extra{x0_pred ? x0_pred + i : nullptr, mean ? mean + i : nullptr,
                                         log_var ? log_var + i : nullptr};
-      x_prev[i] = dm::reverse_element(settings, c, x_t[i], out[i], var ? var[i] : T(0), z, extra);
-    }
+      x_prev[i] = dm::reverse_element(settings, c, x_t[i], out[i], var ? var[i] : T(0), static_cast<T>(z), extra);
+    });
   });
 }
 

@@ -15,11 +15,8 @@ template <class T>
 void masked_scale(const T* in, T* out, int64_t n, double p, uint64_t seed, uint64_t stream, bool acc) {
   const T keep_scale = static_cast<T>(1.0 / (1.0 - p));
   const float threshold = static_cast<float>(p);
-#pragma omp parallel for if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) {
-    bool keep = philox::uniform(seed, stream, static_cast<uint64_t>(i)) >= threshold;
-    put(out, i, keep ? in[i] * keep_scale : T(0), acc);
-  }
+  cpu::for_each_draw(n, false, seed, stream,
+                     [&](int64_t i, float u) { put(out, i, u >= threshold ? in[i] * keep_scale : T(0), acc); });
 }
 
 // f_i = exp(-ln(10000) i / (half - 1)), the DDPM embedding's frequencies.

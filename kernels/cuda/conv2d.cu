@@ -46,9 +46,10 @@ void CudaBackend::conv2d_backward(const conv2d_bwd& args) {
                          args.grad_weight.tensor, args.grad_bias.tensor);
     if (!args.grad_x.wanted() && !args.grad_weight.wanted() && !args.grad_bias.wanted()) return;
     if (cuda::conv2d_impl() == cuda::ConvImpl::Cudnn && args.grad_out.numel() > 0 && args.x.numel() > 0 &&
-        args.weight.numel() > 0 && cuda::conv::cudnn_backward(args))
-      return;
-    cuda::conv::custom_backward<T>(args);
+        args.weight.numel() > 0)
+      cuda::conv::cudnn_backward(args);
+    else
+      cuda::conv::custom_backward<T>(args);
   });
 }
 

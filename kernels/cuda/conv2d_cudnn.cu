@@ -6,7 +6,9 @@
 // A plan (descriptors and one algorithm per direction) is built once per shape and dtype and
 // cached; the algorithm comes from cuDNN's heuristics or from cudnnFind (conv2d_impl.h). The
 // GradSlot rule maps onto beta (1 accumulates; cuDNN does not read the output when beta is 0).
-// The bias add and the bias gradient use the custom kernels of conv2d_reduce.cu.
+// The bias add and the bias gradient use the custom kernels of conv2d_reduce.cu. A direction cuDNN
+// has no algorithm for (or refuses at execution) runs on the custom kernels, alone, so that no
+// gradient is ever computed twice.
 #include <array>
 #include <initializer_list>
 #include <map>
@@ -163,18 +165,48 @@ Plan& plan_for(const Key& key, std::initializer_list<Dir> dirs) {
   return p;
 }
 
+// A copy of a direction's algorithm (ran() may clear `ok` from another thread).
+Algo algo_of(Plan& p, Dir dir) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  return p.algo[dir];
+}
+
 void* workspace_for(const Algo& a) { return a.workspace > 0 ? workspace(a.workspace) : nullptr; }
+
+// An execution status: true when the call ran. A "not supported" refusal (cuDNN 9's 3000 range)
+// marks the direction unusable for this shape, so that later calls go straight to the custom
+// kernels; other failures throw.
+bool ran(cudnnStatus_t status, Plan& p, Dir dir, const char* call) {
+  if (status == CUDNN_STATUS_SUCCESS) return true;
+  if (status >= CUDNN_STATUS_NOT_SUPPORTED && status < CUDNN_STATUS_NOT_SUPPORTED + 1000) {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    p.algo[dir].ok = false;
+    return false;
+  }
+  detail::fail("cuDNN error in ", call, ": ", cudnnGetErrorString(status));
+}
+
+template <class T>
+void custom_only(const conv2d_bwd& args, bool dx, bool dw) {
+  conv2d_bwd part = args;
+  if (!dx) part.grad_x = GradSlot{};
+  if (!dw) part.grad_weight = GradSlot{};
+  part.grad_bias = GradSlot{};
+  custom_backward<T>(part);
+}
 
 }  // namespace
 
 bool cudnn_forward(const conv2d_fwd& args) {
   Plan& p = plan_for(key_of(args.x, args.weight, args.out, args.stride, args.pad), {kFwd});
-  const Algo& a = p.algo[kFwd];
+  const Algo a = algo_of(p, kFwd);
   if (!a.ok) return false;
   const float one = 1.0f, zero = 0.0f;
-  DDPM_CUDNN_CHECK(cudnnConvolutionForward(cudnn(), &one, p.x, args.x.raw(), p.w, args.weight.raw(), p.conv[kFwd],
-                                           static_cast<cudnnConvolutionFwdAlgo_t>(a.algo), workspace_for(a),
-                                           a.workspace, &zero, p.y, args.out.raw()));
+  if (!ran(cudnnConvolutionForward(cudnn(), &one, p.x, args.x.raw(), p.w, args.weight.raw(), p.conv[kFwd],
+                                   static_cast<cudnnConvolutionFwdAlgo_t>(a.algo), workspace_for(a), a.workspace,
+                                   &zero, p.y, args.out.raw()),
+           p, kFwd, "cudnnConvolutionForward"))
+    return false;
   if (args.bias.defined()) {
     const int64_t rows = args.out.numel() / args.out.dim(3);
     const int cols = static_cast<int>(args.out.dim(3));
@@ -186,7 +218,7 @@ bool cudnn_forward(const conv2d_fwd& args) {
   return true;
 }
 
-bool cudnn_backward(const conv2d_bwd& args) {
+void cudnn_backward(const conv2d_bwd& args) {
   const bool want_x = args.grad_x.wanted() && args.grad_x.tensor.numel() > 0;
   const bool want_w = args.grad_weight.wanted() && args.grad_weight.tensor.numel() > 0;
   const Key key = key_of(args.x, args.weight, args.grad_out, args.stride, args.pad);
@@ -194,25 +226,33 @@ bool cudnn_backward(const conv2d_bwd& args) {
             : want_x         ? plan_for(key, {kDgrad})
             : want_w         ? plan_for(key, {kWgrad})
                              : plan_for(key, {});
-  if ((want_x && !p.algo[kDgrad].ok) || (want_w && !p.algo[kWgrad].ok)) return false;
-
   const float one = 1.0f;
+  bool custom_x = false, custom_w = false;  // directions cuDNN has no algorithm for
   if (want_x) {
-    const Algo& a = p.algo[kDgrad];
+    const Algo a = algo_of(p, kDgrad);
     const float beta = args.grad_x.accumulate ? 1.0f : 0.0f;
-    DDPM_CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), &one, p.w, args.weight.raw(), p.y, args.grad_out.raw(),
-                                                  p.conv[kDgrad], static_cast<cudnnConvolutionBwdDataAlgo_t>(a.algo),
-                                                  workspace_for(a), a.workspace, &beta, p.x,
-                                                  args.grad_x.tensor.raw()));
+    custom_x = !a.ok || !ran(cudnnConvolutionBackwardData(cudnn(), &one, p.w, args.weight.raw(), p.y,
+                                                          args.grad_out.raw(), p.conv[kDgrad],
+                                                          static_cast<cudnnConvolutionBwdDataAlgo_t>(a.algo),
+                                                          workspace_for(a), a.workspace, &beta, p.x,
+                                                          args.grad_x.tensor.raw()),
+                             p, kDgrad, "cudnnConvolutionBackwardData");
   }
   if (want_w) {
-    const Algo& a = p.algo[kWgrad];
+    const Algo a = algo_of(p, kWgrad);
     const float beta = args.grad_weight.accumulate ? 1.0f : 0.0f;
-    DDPM_CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), &one, p.x, args.x.raw(), p.y, args.grad_out.raw(),
-                                                    p.conv[kWgrad],
-                                                    static_cast<cudnnConvolutionBwdFilterAlgo_t>(a.algo),
-                                                    workspace_for(a), a.workspace, &beta, p.w,
-                                                    args.grad_weight.tensor.raw()));
+    custom_w = !a.ok || !ran(cudnnConvolutionBackwardFilter(cudnn(), &one, p.x, args.x.raw(), p.y,
+                                                            args.grad_out.raw(), p.conv[kWgrad],
+                                                            static_cast<cudnnConvolutionBwdFilterAlgo_t>(a.algo),
+                                                            workspace_for(a), a.workspace, &beta, p.w,
+                                                            args.grad_weight.tensor.raw()),
+                             p, kWgrad, "cudnnConvolutionBackwardFilter");
+  }
+  if (custom_x || custom_w) {
+    if (p.f32)
+      custom_only<float>(args, custom_x, custom_w);
+    else
+      custom_only<__nv_bfloat16>(args, custom_x, custom_w);
   }
   if (args.grad_bias.wanted()) {
     const int64_t rows = args.grad_out.numel() / args.grad_out.dim(3);
@@ -224,7 +264,6 @@ bool cudnn_backward(const conv2d_bwd& args) {
       column_sums<__nv_bfloat16>(ptr<__nv_bfloat16>(args.grad_out), rows, cols,
                                  ptr<__nv_bfloat16>(args.grad_bias.tensor), args.grad_bias.accumulate);
   }
-  return true;
 }
 
 }  // namespace ddpm::cuda::conv

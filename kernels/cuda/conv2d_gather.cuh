@@ -15,7 +15,8 @@
 // An operand is seen through a small view with
 //   Fixed  fix(int mn)       what depends only on the operand's M (or N) index, computed once,
 //   Moving at(int k)         what depends on the reduction index k,
-//   advance(Moving&, step)   k += step without divisions (the main loop steps by the tile depth),
+//   advance(Moving&, step)   k += step (the main loop steps by the tile depth), dividing only when
+//                            a channel run or an image row is crossed,
 //   ptr(Fixed, Moving)       the element's address, or nullptr where it reads as zero (padding,
 //                            out of range, past the end of this block's k range).
 // In every view one index runs along channels, contiguous in memory: the loaders move 16-byte
@@ -130,7 +131,7 @@ struct GradRows {
   int oh, ow, c, hj, wj, taps_x, dy, dx, m_end, k_end;
   struct Fixed {
     const T* base;  // this sample's gradient image, nullptr past the last row
-    int jy, jx;
+    int oy0, ox0;   // the output pixel read through tap (0, 0): jy + dy, jx + dx
   };
   using Moving = TapChannel;
   __device__ Fixed fix(int m) const {
@@ -141,7 +142,7 @@ struct GradRows {
   __device__ Moving at(int k) const { return tap_channel_at(k, c, taps_x); }
   __device__ void advance(Moving& t, int step) const { tap_channel_advance(t, step, c, taps_x); }
   __device__ const T* ptr(const Fixed& f, const Moving& t) const {
-    const int oy = f.jy - t.ty, ox = f.jx - t.tx;
+    const int oy = f.oy0 - t.ty, ox = f.ox0 - t.tx;
     if (!f.base || t.k >= k_end || !inside(oy, oh) || !inside(ox, ow)) return nullptr;
     return f.base + (static_cast<int64_t>(oy) * ow + ox) * c + t.c;
   }

@@ -14,9 +14,10 @@ namespace ddpm::cuda::conv {
 template <class T> void custom_forward(const conv2d_fwd& args);
 template <class T> void custom_backward(const conv2d_bwd& args);
 
-// cuDNN; false (having done nothing) when cuDNN has no algorithm for a direction the call needs.
+// cuDNN. The forward returns false, having done nothing, when cuDNN has no algorithm for the
+// shape; the backward runs such directions on the custom kernels itself.
 bool cudnn_forward(const conv2d_fwd& args);
-bool cudnn_backward(const conv2d_bwd& args);
+void cudnn_backward(const conv2d_bwd& args);
 
 // out[i] (=|+=) sum over s of partials[s * count + i], s in increasing order (deterministic).
 template <class T> void sum_partials(const float* partials, int splits, int64_t count, T* out, bool accumulate);

@@ -120,6 +120,49 @@ struct SimtLoader<View, false, Rows, BK> {  // M/N contiguous: chunk = 4 rows at
   }
 };
 
+// Thread (tx, ty) = (tid % 16, tid / 16) holds rows i*64 + ty*4 + {0..3} and columns
+// j*64 + tx*4 + {0..3} of the tile: one k step reads 2 x TM/4 float4 and does TM x TN FMAs.
+template <class Tile>
+__device__ __forceinline__ void simt_compute_stage(const float* sa, const float* sb, int tid,
+                                                   float (&acc)[Tile::TM][Tile::TN]) {
+  constexpr int LDA = Tile::BM + 4, LDB = Tile::BN + 4;
+  const int tx = tid % 16, ty = tid / 16;
+#pragma unroll
+  for (int k = 0; k < Tile::BK; ++k) {
+    float a[Tile::TM], b[Tile::TN];
+#pragma unroll
+    for (int i = 0; i < Tile::TM / 4; ++i) {
+      const float4 t = *reinterpret_cast<const float4*>(&sa[k * LDA + i * 64 + ty * 4]);
+      a[4 * i] = t.x, a[4 * i + 1] = t.y, a[4 * i + 2] = t.z, a[4 * i + 3] = t.w;
+    }
+#pragma unroll
+    for (int j = 0; j < Tile::TN / 4; ++j) {
+      const float4 t = *reinterpret_cast<const float4*>(&sb[k * LDB + j * 64 + tx * 4]);
+      b[4 * j] = t.x, b[4 * j + 1] = t.y, b[4 * j + 2] = t.z, b[4 * j + 3] = t.w;
+    }
+#pragma unroll
+    for (int i = 0; i < Tile::TM; ++i)
+#pragma unroll
+      for (int j = 0; j < Tile::TN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+  }
+}
+
+template <class Tile, class P>
+__device__ __forceinline__ void simt_epilogue(const P& p, int m0, int n0, int tid, const float (&acc)[Tile::TM][Tile::TN]) {
+  const int tx = tid % 16, ty = tid / 16;
+#pragma unroll
+  for (int i = 0; i < Tile::TM; ++i) {
+    const int m = m0 + (i / 4) * 64 + ty * 4 + (i % 4);
+    if (m >= p.M) continue;
+    typename P::Out* row = p.out_row(m);
+#pragma unroll
+    for (int j = 0; j < Tile::TN / 4; ++j) {
+      float v[4] = {acc[i][4 * j], acc[i][4 * j + 1], acc[i][4 * j + 2], acc[i][4 * j + 3]};
+      store_run<4>(row, n0 + j * 64 + tx * 4, p.N, v, p.bias, p.accumulate);
+    }
+  }
+}
+
 template <class Tile, class P>
 __global__ void __launch_bounds__(256) conv2d_simt_kernel(P p) {
   p.select(blockIdx.z);
@@ -130,7 +173,7 @@ __global__ void __launch_bounds__(256) conv2d_simt_kernel(P p) {
   __shared__ __align__(16) float sa[2][Tile::BK * LDA];
   __shared__ __align__(16) float sb[2][Tile::BK * LDB];
 
-  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+  const int tid = threadIdx.x;
   float acc[Tile::TM][Tile::TN];
 #pragma unroll
   for (int i = 0; i < Tile::TM; ++i)
@@ -153,24 +196,7 @@ __global__ void __launch_bounds__(256) conv2d_simt_kernel(P p) {
         la.fetch(p.vec_a);
         lb.fetch(p.vec_b);
       }
-#pragma unroll
-      for (int k = 0; k < Tile::BK; ++k) {
-        float a[Tile::TM], b[Tile::TN];
-#pragma unroll
-        for (int i = 0; i < Tile::TM / 4; ++i) {
-          const float4 t = *reinterpret_cast<const float4*>(&sa[buf][k * LDA + i * 64 + ty * 4]);
-          a[4 * i] = t.x, a[4 * i + 1] = t.y, a[4 * i + 2] = t.z, a[4 * i + 3] = t.w;
-        }
-#pragma unroll
-        for (int j = 0; j < Tile::TN / 4; ++j) {
-          const float4 t = *reinterpret_cast<const float4*>(&sb[buf][k * LDB + j * 64 + tx * 4]);
-          b[4 * j] = t.x, b[4 * j + 1] = t.y, b[4 * j + 2] = t.z, b[4 * j + 3] = t.w;
-        }
-#pragma unroll
-        for (int i = 0; i < Tile::TM; ++i)
-#pragma unroll
-          for (int j = 0; j < Tile::TN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
-      }
+      simt_compute_stage<Tile>(sa[buf], sb[buf], tid, acc);
       if (more) {  // the other buffer: last read in step kt - 1, before the barrier below it
         la.store(sa[buf ^ 1]);
         lb.store(sb[buf ^ 1]);
@@ -179,18 +205,7 @@ __global__ void __launch_bounds__(256) conv2d_simt_kernel(P p) {
     }
   }
 
-  // Thread (tx, ty) holds rows i*64 + ty*4 + {0..3} and columns j*64 + tx*4 + {0..3}.
-#pragma unroll
-  for (int i = 0; i < Tile::TM; ++i) {
-    const int m = m0 + (i / 4) * 64 + ty * 4 + (i % 4);
-    if (m >= p.M) continue;
-    typename P::Out* row = p.out_row(m);
-#pragma unroll
-    for (int j = 0; j < Tile::TN / 4; ++j) {
-      float v[4] = {acc[i][4 * j], acc[i][4 * j + 1], acc[i][4 * j + 2], acc[i][4 * j + 3]};
-      store_run<4>(row, n0 + j * 64 + tx * 4, p.N, v, p.bias, p.accumulate);
-    }
-  }
+  simt_epilogue<Tile>(p, m0, n0, tid, acc);
 }
 
 }  // namespace ddpm::cuda::conv

@@ -181,6 +181,22 @@ constexpr int tc_smem_bytes() {
          static_cast<int>(sizeof(__nv_bfloat16));
 }
 
+// The MMAs of one stage for one warp (origin m_warp, n_warp inside the block tile).
+template <class Tile, class P>
+__device__ __forceinline__ void tc_compute_stage(const __nv_bfloat16* ta, const __nv_bfloat16* tb, int m_warp,
+                                                 int n_warp, int lane, float (&acc)[Tile::MI][Tile::NI][4]) {
+#pragma unroll
+  for (int kk = 0; kk < Tile::BK; kk += 16) {
+    uint32_t a[Tile::MI][4], b[Tile::NI][2];
+    load_a_frags<Tile, P::kAKMajor>(a, ta, m_warp, kk, lane);
+    load_b_frags<Tile, P::kBKMajor>(b, tb, n_warp, kk, lane);
+#pragma unroll
+    for (int mi = 0; mi < Tile::MI; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < Tile::NI; ++ni) mma_bf16_16816(acc[mi][ni], a[mi], b[ni][0], b[ni][1]);
+  }
+}
+
 template <class Tile, class P>
 __device__ __forceinline__ void tc_mainloop(const P& p, int m0, int n0, int k_tiles, __nv_bfloat16* smem,
                                             float (&acc)[Tile::MI][Tile::NI][4]) {
@@ -214,22 +230,34 @@ __device__ __forceinline__ void tc_mainloop(const P& p, int m0, int n0, int k_ti
     }
     cp_async_commit();
 
-    const __nv_bfloat16* ta = sa + read * SA::ELEMS;
-    const __nv_bfloat16* tb = sb + read * SB::ELEMS;
-#pragma unroll
-    for (int kk = 0; kk < Tile::BK; kk += 16) {
-      uint32_t a[Tile::MI][4], b[Tile::NI][2];
-      load_a_frags<Tile, P::kAKMajor>(a, ta, m_warp, kk, lane);
-      load_b_frags<Tile, P::kBKMajor>(b, tb, n_warp, kk, lane);
-#pragma unroll
-      for (int mi = 0; mi < Tile::MI; ++mi)
-#pragma unroll
-        for (int ni = 0; ni < Tile::NI; ++ni) mma_bf16_16816(acc[mi][ni], a[mi], b[ni][0], b[ni][1]);
-    }
+    tc_compute_stage<Tile, P>(sa + read * SA::ELEMS, sb + read * SB::ELEMS, m_warp, n_warp, lane, acc);
     read = read + 1 == S ? 0 : read + 1;
     write = write + 1 == S ? 0 : write + 1;
   }
   cp_async_wait<0>();  // no copy may still target shared memory when the block exits
+}
+
+// Thread tid's accumulators to the output. Accumulator (mi, ni) holds rows g and g + 8, columns
+// 2q and 2q + 1 of its 16x8 tile.
+template <class Tile, class P>
+__device__ __forceinline__ void tc_epilogue(const P& p, int m0, int n0, int tid,
+                                            const float (&acc)[Tile::MI][Tile::NI][4]) {
+  const int lane = tid & 31, warp = tid >> 5;
+  const int m_warp = m0 + (warp / Tile::WARPS_N) * Tile::WM, n_warp = n0 + (warp % Tile::WARPS_N) * Tile::WN;
+  const int g = lane >> 2, q = lane & 3;
+#pragma unroll
+  for (int mi = 0; mi < Tile::MI; ++mi)
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int m = m_warp + mi * 16 + g + half * 8;
+      if (m >= p.M) continue;
+      typename P::Out* row = p.out_row(m);
+#pragma unroll
+      for (int ni = 0; ni < Tile::NI; ++ni) {
+        float v[2] = {acc[mi][ni][2 * half], acc[mi][ni][2 * half + 1]};
+        store_run<2>(row, n_warp + ni * 8 + 2 * q, p.N, v, p.bias, p.accumulate);
+      }
+    }
 }
 
 // One block per (BM x BN tile, grid.z); dynamic shared memory tc_smem_bytes<Tile, P>().
@@ -251,23 +279,7 @@ __global__ void __launch_bounds__(Tile::THREADS) conv2d_tc_kernel(P p) {
   const int k_tiles = (p.k_end - p.k_begin + Tile::BK - 1) / Tile::BK;
   if (k_tiles > 0) tc_mainloop<Tile>(p, m0, n0, k_tiles, reinterpret_cast<__nv_bfloat16*>(tc_smem_raw), acc);
 
-  // Accumulator (mi, ni): rows g and g + 8, columns 2q and 2q + 1 of the 16x8 tile.
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int m_warp = m0 + (warp / Tile::WARPS_N) * Tile::WM, n_warp = n0 + (warp % Tile::WARPS_N) * Tile::WN;
-  const int g = lane >> 2, q = lane & 3;
-#pragma unroll
-  for (int mi = 0; mi < Tile::MI; ++mi)
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int m = m_warp + mi * 16 + g + half * 8;
-      if (m >= p.M) continue;
-      typename P::Out* row = p.out_row(m);
-#pragma unroll
-      for (int ni = 0; ni < Tile::NI; ++ni) {
-        float v[2] = {acc[mi][ni][2 * half], acc[mi][ni][2 * half + 1]};
-        store_run<2>(row, n_warp + ni * 8 + 2 * q, p.N, v, p.bias, p.accumulate);
-      }
-    }
+  tc_epilogue<Tile>(p, m0, n0, threadIdx.x, acc);
 }
 
 }  // namespace ddpm::cuda::conv

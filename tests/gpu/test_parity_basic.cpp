@@ -8,9 +8,13 @@
 // starts as NaN on the GPU, so a kernel that reads a slot it should only write fails the finite
 // check; an accumulated slot starts from the same random values on both sides.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/backend.h"

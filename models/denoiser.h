@@ -1,0 +1,23 @@
+// What the trainer, samplers and evaluator see of a network: model(x_t, t) with dropout addressed
+// by a Philox key. Both the UNet and the 2-D MLP implement it.
+#pragma once
+#include <cstdint>
+
+#include "engine/nn/module.h"
+
+namespace ddpm {
+
+// Dropout draws of one forward pass: layer j uses Philox stream stream * 256 + j of `seed`.
+struct DropoutKey {
+  uint64_t seed = 0, stream = 0;
+  uint64_t for_layer(int layer) const { return stream * 256 + static_cast<uint64_t>(layer); }
+};
+
+class Denoiser : public Module {
+ public:
+  // x [N, H, W, C] (NHWC; 2-D points are [N, 1, 1, 2]), t [N] step indices as reals
+  // -> [N, H, W, out_channels]
+  virtual Tensor forward(const Tensor& x, const Tensor& t, const DropoutKey& key) = 0;
+};
+
+}  // namespace ddpm

@@ -1,0 +1,50 @@
+// The DDPM UNet (Ho et al. 2020): sinusoidal time embedding and MLP, residual blocks with a time
+// projection, self-attention at chosen resolutions, GroupNorm everywhere, zero-initialized output
+// layers. NHWC throughout. Parameter names follow the reference implementation's layout, with
+// underscores where it nests one level deeper (conv_in, temb_dense.0, down.0.block.0.conv1.weight,
+// down.0.downsample, mid_attn_1, up.3.upsample, norm_out, conv_out).
+#pragma once
+#include <vector>
+
+#include "engine/nn/layers.h"
+#include "models/denoiser.h"
+
+namespace ddpm {
+
+struct UNetConfig {
+  int resolution = 32;  // input height = width
+  int in_channels = 3;
+  int out_channels = 3;  // 2 * in_channels for a learned-range variance
+  int base_channels = 128;
+  std::vector<int> channel_mult{1, 2, 2, 2};
+  int num_res_blocks = 2;
+  std::vector<int> attention_resolutions{16};
+  int heads = 1;
+  double dropout = 0.1;
+  int groups = 32;
+};
+
+class ResBlock;
+class AttnBlock;
+
+class UNet final : public Denoiser {
+ public:
+  explicit UNet(const UNetConfig& config);
+  Tensor forward(const Tensor& x, const Tensor& t, const DropoutKey& key) override;
+  const UNetConfig& config() const { return config_; }
+
+ private:
+  struct Level;
+  UNetConfig config_;
+  Conv2d* conv_in_;
+  ModuleList<Linear>* temb_dense_;
+  ModuleList<Level>* down_;
+  ResBlock* mid_block_1_;
+  AttnBlock* mid_attn_1_;
+  ResBlock* mid_block_2_;
+  ModuleList<Level>* up_;
+  GroupNorm* norm_out_;
+  Conv2d* conv_out_;
+};
+
+}  // namespace ddpm

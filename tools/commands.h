@@ -1,0 +1,20 @@
+// The ddpm sub-commands other than train (tools/train.h). Each returns the exit status.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace ddpm {
+
+struct RunArgs {
+  std::string run_dir;                  // --run RUN_DIR
+  std::vector<std::string> overrides;   // --set section.key=value
+  std::string out;                      // --out FILE
+  std::string raw;                      // --raw FILE.safetensors (sample)
+  std::string config_file;              // --config FILE (info without a run)
+};
+
+int sample_command(const RunArgs& args);
+int eval_command(const RunArgs& args);
+int info_command(const RunArgs& args);
+
+}  // namespace ddpm

@@ -1,0 +1,70 @@
+#include "tools/data/image_folder.h"
+
+#include <stb/stb_image.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+
+namespace ddpm {
+
+namespace {
+bool is_image_name(const std::filesystem::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
+}
+
+struct StbFree {
+  void operator()(stbi_uc* p) const { stbi_image_free(p); }
+};
+}  // namespace
+
+ImageSet load_image_folder(const std::string& dir, int channels) {
+  namespace fs = std::filesystem;
+  DDPM_CHECK(channels == 1 || channels == 3, "image folder ", dir,
+             ": channels must be 1 (gray) "
+             "or 3 (RGB), got ",
+             channels);
+  DDPM_CHECK(fs::is_directory(dir), "image folder ", dir, " does not exist or is not a directory");
+  std::vector<fs::path> files;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir))
+    if (entry.is_regular_file() && is_image_name(entry.path())) files.push_back(entry.path());
+  DDPM_CHECK(!files.empty(), "image folder ", dir,
+             " holds no .png, .jpg or .jpeg files "
+             "(subfolders are not searched)");
+  std::sort(files.begin(), files.end());
+
+  ImageSet set;
+  int width = 0, height = 0;
+  float* out = nullptr;
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string path = files[i].string();
+    int w = 0, h = 0, stored_channels = 0;
+    std::unique_ptr<stbi_uc, StbFree> pixels(
+        stbi_load(path.c_str(), &w, &h, &stored_channels, channels));
+    DDPM_CHECK(pixels != nullptr, "image folder: cannot decode ", path, ": ",
+               stbi_failure_reason() ? stbi_failure_reason() : "unknown stb_image error");
+    if (i == 0) {
+      // The first image fixes the size; the tensor is allocated once for all files.
+      width = w;
+      height = h;
+      set.images = Tensor::empty({static_cast<int64_t>(files.size()), h, w, channels});
+      out = set.images.data<float>();
+    }
+    DDPM_CHECK(w == width && h == height, "image folder: ", path, " is ", w, "x", h, " but ",
+               files[0].string(), " is ", width, "x", height,
+               "; all images must have the same size (resize them first)");
+    const size_t count = static_cast<size_t>(w) * static_cast<size_t>(h) * channels;
+    for (size_t k = 0; k < count; ++k) *out++ = pixel_from_byte(pixels.get()[k]);
+  }
+  set.description = "image folder " + dir + ": " + std::to_string(files.size()) + " images " +
+                    std::to_string(width) + "x" + std::to_string(height) + "x" +
+                    std::to_string(channels);
+  return set;
+}
+
+}  // namespace ddpm

@@ -1,0 +1,9 @@
+// The one translation unit that compiles stb_image and stb_image_write (Debian libstb-dev headers).
+// CMake builds this file with warnings off: the code is third-party and not ours to fix.
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_ONLY_PNG  // the image-folder loader reads PNG and JPEG, nothing else
+#define STBI_ONLY_JPEG
+#include <stb/stb_image.h>
+
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb/stb_image_write.h>

@@ -1,0 +1,47 @@
+#include "tools/generate.h"
+
+#include <algorithm>
+
+#include "diffusion/samplers.h"
+#include "tools/image_io.h"
+#include "tools/runtime.h"
+
+namespace ddpm {
+
+Tensor generate(Denoiser& model, const GaussianDiffusion& diffusion, const Shape& image_shape, Device device,
+                const GenerateOptions& o) {
+  DDPM_CHECK(o.method == "ancestral" || o.method == "ddim", "sample.method must be \"ancestral\" or \"ddim\", got \"",
+             o.method, "\"");
+  DDPM_CHECK(o.count >= 1, "sample.count must be at least 1, got ", o.count);
+  const bool respace = o.steps > 0 && o.steps < diffusion.steps();
+  const GaussianDiffusion chain = respace ? diffusion.respaced(spaced_steps(diffusion.steps(), o.steps)) : diffusion;
+  const bool was_training = model.training();
+  model.train(false);
+  const int64_t batches = (o.count + o.batch - 1) / o.batch, total = batches * chain.steps();
+  Tensor out = Tensor::empty({o.count, image_shape[0], image_shape[1], image_shape[2]});
+  for (int64_t b = 0; b < batches; ++b) {
+    const int64_t first = b * o.batch, n = std::min(o.batch, o.count - first);
+    SampleOptions options;
+    options.clip = o.clip;
+    options.seed = o.seed;
+    options.stream = static_cast<uint64_t>(b) << 32;  // batch b's x_T and step noise
+    if (o.progress) options.progress = [&](int done, int) { o.progress(b * chain.steps() + done, total); };
+    const Shape shape{n, image_shape[0], image_shape[1], image_shape[2]};
+    const ModelFn fn = model_fn(model, {});
+    Tensor x = o.method == "ddim" ? sample_ddim(chain, fn, shape, DType::F32, device, o.eta, options)
+                                  : sample_ancestral(chain, fn, shape, DType::F32, device, options);
+    const Tensor host = x.to(Device::CPU);
+    std::copy_n(host.data<float>(), host.numel(), out.data<float>() + first * host.numel() / n);
+  }
+  model.train(was_training);
+  return out;
+}
+
+void save_samples(const Tensor& samples, const std::string& path) {
+  if (samples.dim(1) == 1 && samples.dim(2) == 1)
+    write_points_plot(path, {points_series(samples, "samples")}, "samples");
+  else
+    write_png_grid(path, samples, 0);
+}
+
+}  // namespace ddpm

@@ -1,0 +1,63 @@
+// `ddpm info`: the model a config (or a run) builds, its parameter count by block, and the device.
+#include <cctype>
+#include <cstdio>
+#include <map>
+
+#include "engine/cpu_runtime.h"
+#include "engine/nn/parameters.h"
+#include "tools/checkpoint.h"
+#include "tools/commands.h"
+#include "tools/runtime.h"
+
+namespace ddpm {
+
+namespace {
+// One example's shape without decoding the whole data set where the dataset's kind tells it.
+Shape image_shape_of(const Json& config) {
+  const std::string name = config.at("data").at("dataset");
+  if (name == "fashion-mnist" || name == "mnist") return {28, 28, 1};
+  if (name == "cifar10") return {32, 32, 3};
+  if (name == "toy") return {1, 1, 2};
+  const ImageSet set = load_dataset(config, "train");
+  return {set.height(), set.width(), set.channels()};
+}
+}  // namespace
+
+int info_command(const RunArgs& args) {
+  Json config, state;
+  if (!args.run_dir.empty()) {
+    state = read_checkpoint_state(args.run_dir);
+    config = apply_overrides(state.at("config"), args.overrides);
+  } else {
+    config = resolve_config(args.config_file, args.overrides);
+  }
+  const Shape shape = state.is_null() ? image_shape_of(config) : state.at("image_shape").get<Shape>();
+  std::unique_ptr<Denoiser> model = build_model(config, shape);
+  int64_t total = 0;
+  std::map<std::string, int64_t> by_block;
+  std::vector<std::string> order;
+  model->visit_parameters([&](const std::string& name, Tensor& t, const InitSpec&) {
+    // The top-level module, with its index for lists ("down.1", "temb_dense.0").
+    const size_t first = name.find('.'), second = name.find('.', first + 1);
+    const bool indexed = second != std::string::npos && std::isdigit(static_cast<unsigned char>(name[first + 1]));
+    const std::string block = name.substr(0, indexed ? second : first);
+    if (!by_block.count(block)) order.push_back(block);
+    by_block[block] += t.numel();
+    total += t.numel();
+  });
+  const GaussianDiffusion diffusion = build_diffusion(config);
+  std::printf("model: %s, input %s, %lld parameters\n", config["model"]["type"].get<std::string>().c_str(),
+              shape_str(shape).c_str(), static_cast<long long>(total));
+  for (const std::string& block : order)
+    std::printf("  %-28s %12lld\n", block.c_str(), static_cast<long long>(by_block[block]));
+  std::printf("diffusion: %d steps, %s schedule, %s prediction, %s variance, %s loss\n", diffusion.steps(),
+              config["diffusion"]["schedule"].get<std::string>().c_str(),
+              prediction_name(diffusion.config().prediction), variance_name(diffusion.config().variance),
+              loss_name(diffusion.config().loss));
+  std::printf("device: %s (CUDA %s; OpenBLAS kernels %s)\n", device_name(choose_device(config["train"]["device"])),
+              cuda_available() ? "available" : "not available", blas_core_name());
+  if (!state.is_null()) std::printf("checkpoint: step %lld in %s\n", state["step"].get<long long>(), args.run_dir.c_str());
+  return 0;
+}
+
+}  // namespace ddpm

@@ -1,0 +1,115 @@
+// The ddpm program: train, sample, eval, info.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "engine/cpu_runtime.h"
+#include "engine/error.h"
+#include "tools/commands.h"
+#include "tools/config.h"
+#include "tools/train.h"
+
+namespace {
+
+const char* kUsage =
+    "usage: ddpm <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  train   train a DDPM (or resume one)     ddpm train --config FILE [--set key=value ...] [--out RUN_DIR]\n"
+    "                                           ddpm train --resume RUN_DIR [--set key=value ...]\n"
+    "  sample  draw images from a trained run   ddpm sample --run RUN_DIR [--set sample.key=value ...] [--out FILE.png] [--raw FILE.safetensors]\n"
+    "  eval    test-set bits/dim, every term    ddpm eval --run RUN_DIR [--set eval.key=value ...] [--out FILE.json]\n"
+    "  info    model summary and device         ddpm info (--config FILE | --run RUN_DIR) [--set key=value ...]\n"
+    "\n"
+    "`ddpm <command> --help` explains a command. Docs: docs/usage.md.\n";
+
+const char* help_for(const std::string& command) {
+  if (command == "train")
+    return "ddpm train --config FILE [--set section.key=value ...] [--out RUN_DIR]\n"
+           "ddpm train --resume RUN_DIR [--set section.key=value ...]\n\n"
+           "Trains a DDPM on the configured data (CPU, or CUDA when a GPU is present; train.device).\n"
+           "The run directory receives config.json, metrics.jsonl (one JSON line per log_every steps),\n"
+           "checkpoints (checkpoint.json + ckpt-<step>.safetensors), samples/ grids every\n"
+           "train.sample_every steps, and at the end loss_curve.png and samples.png (EMA weights).\n"
+           "--out defaults to runs/<config file name>. Ctrl-C saves a checkpoint and exits with 130;\n"
+           "--resume continues exactly where the checkpoint left off (raise train.steps to go further).\n"
+           "A NaN or infinite loss stops training and keeps the last good checkpoint.\n\n"
+           "Config keys and defaults:\n";
+  if (command == "sample")
+    return "ddpm sample --run RUN_DIR [--set sample.key=value ...] [--out FILE.png] [--raw FILE.safetensors]\n\n"
+           "Draws sample.count images from the run's checkpoint (EMA weights unless sample.use_ema=false):\n"
+           "sample.method ancestral or ddim (sample.eta), sample.steps > 0 respaces the chain to that many\n"
+           "steps. Writes a PNG grid (default RUN_DIR/samples_<method>_<steps>.png) and, with --raw, the\n"
+           "samples as an NHWC float32 tensor named \"samples\" in a safetensors file.\n";
+  if (command == "eval")
+    return "ddpm eval --run RUN_DIR [--set eval.key=value ...] [--out FILE.json]\n\n"
+           "Evaluates the full variational bound on the first eval.count test images: the prior L_T,\n"
+           "every L_{t-1} and the decoder L_0, in bits/dim. Writes the per-term breakdown as JSON\n"
+           "(default RUN_DIR/eval.json) and a plot of bits/dim against t next to it (_terms.png).\n";
+  if (command == "info")
+    return "ddpm info (--config FILE | --run RUN_DIR) [--set section.key=value ...]\n\n"
+           "Prints the model's parameter count by block, the diffusion settings and the device.\n";
+  return nullptr;
+}
+
+struct Parsed {
+  std::string command;
+  ddpm::TrainArgs train;
+  ddpm::RunArgs run;
+  bool help = false;
+};
+
+Parsed parse(int argc, char** argv) {
+  Parsed p;
+  p.command = argc > 1 ? argv[1] : "";
+  for (int i = 2; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      DDPM_CHECK(i + 1 < argc, "ddpm ", p.command, ": ", arg, " needs a value (see ddpm ", p.command, " --help)");
+      return argv[++i];
+    };
+    if (arg == "--help" || arg == "-h") p.help = true;
+    else if (arg == "--config") p.train.config_file = p.run.config_file = value();
+    else if (arg == "--set") {
+      const std::string v = value();
+      p.train.overrides.push_back(v);
+      p.run.overrides.push_back(v);
+    } else if (arg == "--resume") p.train.resume = value();
+    else if (arg == "--out") p.train.out = p.run.out = value();
+    else if (arg == "--run") p.run.run_dir = value();
+    else if (arg == "--raw") p.run.raw = value();
+    else ddpm::detail::fail("ddpm ", p.command, ": unknown option '", arg, "' (see ddpm ", p.command, " --help)");
+  }
+  return p;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ddpm::ensure_fast_blas(argv);
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  try {
+    const Parsed p = parse(argc, argv);
+    const char* help = help_for(p.command);
+    if (!help) {
+      std::fprintf(stderr, "ddpm: unknown command '%s'\n\n%s", p.command.c_str(), kUsage);
+      return 2;
+    }
+    if (p.help) {
+      std::fputs(help, stdout);
+      if (p.command == "train") std::fputs(ddpm::describe_defaults().c_str(), stdout);
+      return 0;
+    }
+    if (p.command == "train") return ddpm::train_command(p.train);
+    if (p.command == "sample") return ddpm::sample_command(p.run);
+    if (p.command == "eval") return ddpm::eval_command(p.run);
+    return ddpm::info_command(p.run);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "\nddpm: error: %s\n", e.what());
+    return 1;
+  }
+}

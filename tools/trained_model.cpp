@@ -1,0 +1,25 @@
+#include "tools/trained_model.h"
+
+#include "engine/optim/ema.h"
+#include "tools/checkpoint.h"
+
+namespace ddpm {
+
+TrainedModel load_trained_model(const std::string& run_dir, const std::vector<std::string>& overrides,
+                                 bool for_eval) {
+  TrainedModel m;
+  m.state = read_checkpoint_state(run_dir);
+  m.config = apply_overrides(m.state.at("config"), overrides);
+  m.image_shape = m.state.at("image_shape").get<Shape>();
+  m.device = choose_device(m.config.at("train").at("device"));
+  m.model = build_model(m.config, m.image_shape);
+  m.params = std::make_unique<ParameterSet>(*m.model, 0, m.device);
+  m.diffusion = std::make_unique<GaussianDiffusion>(build_diffusion(m.config));
+  Ema ema(*m.params, 0.0);
+  load_checkpoint(run_dir, *m.params, &ema, nullptr);
+  if (m.config.at(for_eval ? "eval" : "sample").at("use_ema").get<bool>()) ema.swap_with(*m.params);
+  m.model->train(false);
+  return m;
+}
+
+}  // namespace ddpm
