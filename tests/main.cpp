@@ -4,6 +4,6 @@
 #include "engine/cpu_runtime.h"
 
 int main(int argc, char** argv) {
-  ddpm::ensure_fast_blas(argv);
+  ddpm::configure_cpu_runtime(argv);
   return Catch::Session().run(argc, argv);
 }

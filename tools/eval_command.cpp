@@ -51,7 +51,7 @@ int eval_command(const RunArgs& args) {
               {"eps_mse", mse}};
   const std::string json_path = args.out.empty() ? args.run_dir + "/eval.json" : args.out;
   write_file_atomically(json_path, report.dump(2) + "\n");
-  Series curve{{}, terms, "L_t (bits/dim)"};
+  Series curve{{}, terms, "bound term at step t"};
   for (int t = 0; t < steps; ++t) curve.x.push_back(t);
   const std::string plot = json_path.substr(0, json_path.rfind('.')) + "_terms.png";
   write_line_plot(plot, {curve}, "bound terms, total " + std::to_string(total).substr(0, 6) + " bits/dim", "t",

@@ -87,7 +87,7 @@ Parsed parse(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  ddpm::ensure_fast_blas(argv);
+  ddpm::configure_cpu_runtime(argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

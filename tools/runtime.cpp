@@ -23,9 +23,17 @@ ImageSet load_dataset(const Json& config, const std::string& split) {
   const Json& d = config.at("data");
   const std::string name = d.at("dataset"), path = d.at("path");
   ImageSet set;
-  if (name == "fashion-mnist" || name == "mnist") {
-    const std::string fallback = name == "fashion-mnist" ? "/usr/share/datasets/fashion-mnist" : "/usr/share/datasets/mnist";
-    set = load_idx_dataset(path.empty() ? fallback : path, split);
+  if (name == "fashion-mnist") {
+    try {
+      set = load_idx_dataset(path.empty() ? kDefaultIdxDir : path, split);
+    } catch (const Error& e) {
+      detail::fail(e.what(), "\n(Fashion-MNIST comes from the Debian package dataset-fashion-mnist: "
+                   "apt-get install dataset-fashion-mnist puts it in ", kDefaultIdxDir, ")");
+    }
+  } else if (name == "mnist") {
+    DDPM_CHECK(!path.empty(), "data.path: MNIST has no Debian package; download its four IDX files "
+               "(train-images-idx3-ubyte.gz ...) into a folder and set data.path to it");
+    set = load_idx_dataset(path, split);
   } else if (name == "cifar10") {
     DDPM_CHECK(!path.empty(), "data.path: give the folder holding CIFAR-10's binary batches (data_batch_1.bin ...)");
     set = load_cifar10(path, split);

@@ -176,6 +176,7 @@ int train_command(const TrainArgs& args) {
   ProgressBar bar("train", total_steps, step, log_every);
   auto window_start = std::chrono::steady_clock::now();
   int64_t window_steps = 0;
+  double window_loss = 0;  // summed over the steps since the last log line
   int status = 0;
   while (step < total_steps) {
     ++step;
@@ -201,6 +202,7 @@ int train_command(const TrainArgs& args) {
     adam.step(lr_now, 1.0, &ema);
     timesteps->update(draw.t, losses.loss.to_vector());
     ++window_steps;
+    window_loss += value;
 
     char extra[64];
     std::snprintf(extra, sizeof extra, "loss %.4f", value);
@@ -208,7 +210,7 @@ int train_command(const TrainArgs& args) {
     if (step % log_every == 0 || step == total_steps) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
       Json line{{"step", step},
-                {"loss", value},
+                {"loss", window_loss / static_cast<double>(window_steps)},
                 {"mse", mean(losses.mse).item()},
                 {"grad_norm", norm},
                 {"lr", lr_now},
@@ -218,6 +220,7 @@ int train_command(const TrainArgs& args) {
       metrics.push_back(line);
       window_start = std::chrono::steady_clock::now();
       window_steps = 0;
+      window_loss = 0;
     }
     if (sample_every > 0 && step % sample_every == 0) {
       char name[32];

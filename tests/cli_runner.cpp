@@ -1,0 +1,63 @@
+#include "tests/cli_runner.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace ddpm::test {
+
+namespace fs = std::filesystem;
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+int start_ddpm(const std::vector<std::string>& args, const std::string& capture_prefix) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int out = ::open((capture_prefix + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = ::open((capture_prefix + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(out, STDOUT_FILENO);
+    dup2(err, STDERR_FILENO);
+    std::vector<char*> argv{const_cast<char*>(DDPM_EXECUTABLE)};
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(DDPM_EXECUTABLE, argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+Outcome finish_ddpm(int pid, const std::string& capture_prefix) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  Outcome o;
+  o.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  o.out = read_text(capture_prefix + ".out");
+  o.err = read_text(capture_prefix + ".err");
+  return o;
+}
+
+Outcome run_ddpm(const std::vector<std::string>& args) {
+  TempDir capture;
+  return finish_ddpm(start_ddpm(args, capture / "run"), capture / "run");
+}
+
+TempDir::TempDir() {
+  static std::atomic<int> counter{0};
+  path = (fs::temp_directory_path() / ("ddpm_cli_" + std::to_string(getpid()) + "_" + std::to_string(counter++))).string();
+  fs::remove_all(path);
+  fs::create_directories(path);
+}
+
+TempDir::~TempDir() { fs::remove_all(path); }
+
+}  // namespace ddpm::test

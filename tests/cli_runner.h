@@ -1,0 +1,30 @@
+// Runs the ddpm program as a child process for the command-line tests.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace ddpm::test {
+
+struct Outcome {
+  int status = -1;  // exit status, or 128 + signal
+  std::string out, err;
+};
+
+// Runs DDPM_EXECUTABLE with `args` and waits for it.
+Outcome run_ddpm(const std::vector<std::string>& args);
+
+// Starts it without waiting; returns the pid. finish() waits and collects the outcome.
+int start_ddpm(const std::vector<std::string>& args, const std::string& capture_prefix);
+Outcome finish_ddpm(int pid, const std::string& capture_prefix);
+
+// A fresh, empty directory under the system temp folder, removed at scope exit.
+struct TempDir {
+  TempDir();
+  ~TempDir();
+  std::string path;
+  std::string operator/(const std::string& name) const { return path + "/" + name; }
+};
+
+std::string read_text(const std::string& path);
+
+}  // namespace ddpm::test
