@@ -43,3 +43,10 @@ namespace ddpm {
 // Channels [begin, end) of the last axis: x [..., C] -> [..., end - begin].
 Tensor channel_slice(const Tensor& x, int64_t begin, int64_t end);
 }  // namespace ddpm
+
+namespace ddpm {
+// x converted to `dtype`, differentiably: the gradient is converted back (mixed precision: float32
+// master weights feed bfloat16 layers, and their gradients arrive in float32). Returns x itself
+// when it already has that dtype.
+Tensor convert(const Tensor& x, DType dtype);
+}  // namespace ddpm

@@ -64,3 +64,17 @@ Tensor channel_slice(const Tensor& x, int64_t begin, int64_t end) {
   });
 }
 }  // namespace ddpm
+
+namespace ddpm {
+Tensor convert(const Tensor& x, DType dtype) {
+  if (x.dtype() == dtype) return x;
+  Tensor out = Tensor::empty(x.shape(), dtype, x.device());
+  backend_for(x.device()).cast({x, out});
+  const DType from = x.dtype();
+  return record("convert", out, {x}, [from](const Tensor& g, std::vector<GradSlot>& s) {
+    Tensor back = Tensor::empty(g.shape(), from, g.device());
+    backend_for(g.device()).cast({g, back});
+    deposit(s[0], back);
+  });
+}
+}  // namespace ddpm

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "engine/nn/module.h"
+#include "engine/tensor.h"
 
 namespace ddpm {
 
@@ -12,6 +13,10 @@ struct DropoutKey {
   uint64_t seed = 0, stream = 0;
   uint64_t for_layer(int layer) const { return stream * 256 + static_cast<uint64_t>(layer); }
 };
+
+// The sinusoidal embedding of t [N] -> [N, dim] in `dtype`. It is computed in float32 (float64
+// for float64 models) and converted after: step indices above 256 are not bfloat16 numbers.
+Tensor time_features(const Tensor& t, int dim, DType dtype);
 
 class Denoiser : public Module {
  public:

@@ -20,7 +20,7 @@ Tensor MlpDenoiser::forward(const Tensor& x, const Tensor& t, const DropoutKey&)
   const int64_t n = x.dim(0);
   // h [N, hidden] = input(x) + temb(embedding(t)), then h += block(silu(h)) for each block
   Tensor h = add(input_->forward(x.reshape({n, config_.in_channels})),
-                 temb_->forward(timestep_embedding(t.to(x.dtype()), config_.time_embedding)));
+                 temb_->forward(time_features(t, config_.time_embedding, x.dtype())));
   for (size_t i = 0; i < blocks_->size(); ++i) h = add(h, (*blocks_)[i].forward(silu(h)));
   return output_->forward(silu(h)).reshape({n, 1, 1, config_.out_channels});
 }

@@ -149,7 +149,7 @@ Tensor UNet::forward(const Tensor& x, const Tensor& t, const DropoutKey& key) {
              shape_str(x.shape()));
   check_shape("UNet", "t", t, {x.dim(0)});
   // temb [N, 4ch]; the residual blocks all take silu(temb).
-  Tensor temb = (*temb_dense_)[1].forward(silu((*temb_dense_)[0].forward(timestep_embedding(t.to(x.dtype()), c.base_channels))));
+  Tensor temb = (*temb_dense_)[1].forward(silu((*temb_dense_)[0].forward(time_features(t, c.base_channels, x.dtype()))));
   const Tensor temb_act = silu(temb);
 
   std::vector<Tensor> skips{conv_in_->forward(x)};

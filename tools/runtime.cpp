@@ -1,11 +1,16 @@
 #include "tools/runtime.h"
 
+#include "engine/ops.h"
 #include "models/mlp.h"
 #include "models/unet.h"
 #include "tools/data/cifar.h"
 #include "tools/data/idx.h"
 #include "tools/data/image_folder.h"
 #include "tools/data/toy2d.h"
+
+#if DDPM_WITH_CUDA
+#include "kernels/cuda/conv2d_impl.h"
+#endif
 
 namespace ddpm {
 
@@ -98,6 +103,20 @@ std::unique_ptr<Denoiser> build_model(const Json& config, const Shape& image_sha
 
 ModelFn model_fn(Denoiser& model, DropoutKey key) {
   return [&model, key](const Tensor& x_t, const Tensor& t) { return model.forward(x_t, t, key); };
+}
+
+ModelFn in_bfloat16(ModelFn model) {
+  return [model = std::move(model)](const Tensor& x_t, const Tensor& t) {
+    return convert(model(convert(x_t, DType::BF16), t), DType::F32);
+  };
+}
+
+void apply_conv_impl(const Json& config) {
+  const std::string impl = config.at("train").at("conv_impl");
+  DDPM_CHECK(impl == "custom" || impl == "cudnn", "train.conv_impl must be \"custom\" or \"cudnn\", got \"", impl, "\"");
+#if DDPM_WITH_CUDA
+  cuda::set_conv2d_impl(impl == "cudnn" ? cuda::ConvImpl::Cudnn : cuda::ConvImpl::Custom);
+#endif
 }
 
 uint64_t seed_for(uint64_t seed, Purpose purpose) {

@@ -23,6 +23,13 @@ GaussianDiffusion build_diffusion(const Json& config);
 
 // model(x_t, t) for the diffusion code, with dropout drawn from `key`.
 ModelFn model_fn(Denoiser& model, DropoutKey key);
+// The same network run in bfloat16 (mixed precision): x_t is converted on the way in and the
+// output back to float32 on the way out, so the diffusion math and the loss stay float32 while
+// the layers convert their float32 master weights (engine/nn/layers.cpp).
+ModelFn in_bfloat16(ModelFn model);
+
+// Applies train.conv_impl ("custom" or "cudnn") to the CUDA convolutions.
+void apply_conv_impl(const Json& config);
 
 // Independent Philox seeds per use, so that draws for different purposes never share addresses.
 enum class Purpose : uint64_t { Flip = 1, Timesteps, Noise, Dropout, Sampling, Evaluation };

@@ -104,11 +104,13 @@ int train_command(const TrainArgs& args) {
   const int64_t warmup = t.at("warmup");
   DDPM_CHECK(total_steps >= 1 && batch >= 1 && log_every >= 1 && warmup >= 0 && lr > 0,
              "train: need steps >= 1, batch_size >= 1, log_every >= 1, warmup >= 0 and lr > 0");
-  DDPM_CHECK(!t.at("mixed_precision").get<bool>(), "train.mixed_precision: bfloat16 training is not available yet; "
-             "set it to false");
 
   // ---- data, model, optimizer ----
   const Device device = choose_device(t.at("device"));
+  const bool mixed = t.at("mixed_precision");
+  DDPM_CHECK(!mixed || device == Device::CUDA, "train.mixed_precision trains in bfloat16 on a GPU, but this run is on "
+             "the CPU; set train.mixed_precision=false");
+  apply_conv_impl(config);
   const ImageSet data = load_dataset(config, "train");
   const Shape image_shape{data.height(), data.width(), data.channels()};
   std::unique_ptr<Denoiser> model = build_model(config, image_shape);
@@ -185,9 +187,10 @@ int train_command(const TrainArgs& args) {
                           .to(device);
     const TimestepDraw draw = timesteps->draw(static_cast<int>(batch), seed_for(seed, Purpose::Timesteps), static_cast<uint64_t>(step));
     model->train(true);
-    const auto losses = diffusion.training_losses(
-        model_fn(*model, {seed_for(seed, Purpose::Dropout), static_cast<uint64_t>(step)}), x0, draw.t,
-        seed_for(seed, Purpose::Noise), static_cast<uint64_t>(step));
+    ModelFn network = model_fn(*model, {seed_for(seed, Purpose::Dropout), static_cast<uint64_t>(step)});
+    if (mixed) network = in_bfloat16(std::move(network));
+    const auto losses = diffusion.training_losses(network, x0, draw.t, seed_for(seed, Purpose::Noise),
+                                                  static_cast<uint64_t>(step));
     const Tensor loss = mean(mul(losses.loss, Tensor::from_vector(draw.weights, {batch}, DType::F32, device)));
     const double value = loss.item();
     DDPM_CHECK(std::isfinite(value), "train: the loss is ", value, " at step ", step,

@@ -12,6 +12,7 @@ TrainedModel load_trained_model(const std::string& run_dir, const std::vector<st
   m.config = apply_overrides(m.state.at("config"), overrides);
   m.image_shape = m.state.at("image_shape").get<Shape>();
   m.device = choose_device(m.config.at("train").at("device"));
+  apply_conv_impl(m.config);
   m.model = build_model(m.config, m.image_shape);
   m.params = std::make_unique<ParameterSet>(*m.model, 0, m.device);
   m.diffusion = std::make_unique<GaussianDiffusion>(build_diffusion(m.config));

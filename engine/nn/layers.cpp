@@ -6,6 +6,14 @@
 
 namespace ddpm {
 
+namespace {
+// A parameter in the dtype of the activations it meets (mixed precision: float32 master weights,
+// bfloat16 compute); the conversion is differentiable, so gradients reach the master weights.
+Tensor as_compute(const Tensor& param, const Tensor& x) {
+  return param.defined() ? convert(param, x.dtype()) : param;
+}
+}  // namespace
+
 InitSpec variance_scaling(double init_scale, int64_t fan_in, int64_t fan_out) {
   if (init_scale == 0) return {InitSpec::Zeros, 0};
   double fan_avg = 0.5 * static_cast<double>(fan_in + fan_out);
@@ -18,7 +26,7 @@ Linear::Linear(int64_t in_features, int64_t out_features, double init_scale, boo
   if (bias) bias_ = register_parameter("bias", {out_features}, {InitSpec::Zeros, 0});
 }
 
-Tensor Linear::forward(const Tensor& x) const { return linear(x, weight_, bias_); }
+Tensor Linear::forward(const Tensor& x) const { return linear(x, as_compute(weight_, x), as_compute(bias_, x)); }
 
 Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int kernel, int stride, int pad, double init_scale)
     : stride_(stride), pad_(pad < 0 ? kernel / 2 : pad) {
@@ -28,7 +36,9 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int kernel, int stride
   bias_ = register_parameter("bias", {out_channels}, {InitSpec::Zeros, 0});
 }
 
-Tensor Conv2d::forward(const Tensor& x) const { return conv2d(x, weight_, bias_, stride_, pad_); }
+Tensor Conv2d::forward(const Tensor& x) const {
+  return conv2d(x, as_compute(weight_, x), as_compute(bias_, x), stride_, pad_);
+}
 
 GroupNorm::GroupNorm(int64_t channels, int groups, double eps) : groups_(groups), eps_(eps) {
   DDPM_CHECK(groups >= 1 && channels % groups == 0, "GroupNorm: ", channels,
@@ -38,7 +48,7 @@ GroupNorm::GroupNorm(int64_t channels, int groups, double eps) : groups_(groups)
 }
 
 Tensor GroupNorm::forward(const Tensor& x, bool fuse_silu) const {
-  return group_norm(x, gamma_, beta_, groups_, eps_, fuse_silu);
+  return group_norm(x, as_compute(gamma_, x), as_compute(beta_, x), groups_, eps_, fuse_silu);
 }
 
 }  // namespace ddpm
