@@ -3,9 +3,11 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "engine/storage.h"
+#include "tests/support.h"
 
 namespace ddpm::test {
 
@@ -67,6 +69,17 @@ bool all_finite(const Tensor& t) {
   for (double v : t.to_vector())
     if (!std::isfinite(v)) return false;
   return true;
+}
+
+In input(const Tensor& x, DType dtype) { return {as_seen(x, dtype), to_cuda(x, dtype)}; }
+
+Out output(const Shape& shape, DType dtype, bool accumulate, uint64_t stream) {
+  if (accumulate) {
+    const Tensor init = randn(shape, stream);
+    return {as_seen(init, dtype).clone(), guarded_copy(init, dtype), true};
+  }
+  const Tensor nan = Tensor::full(shape, std::numeric_limits<double>::quiet_NaN(), DType::F64);
+  return {Tensor::empty(shape, DType::F64), guarded_copy(nan, dtype), false};
 }
 
 void require_parity(const Guarded& got, const Tensor& want, double bound, const std::string& what) {

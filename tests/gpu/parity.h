@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "engine/op_args.h"
 #include "engine/tensor.h"
 
 namespace ddpm::test {
@@ -34,6 +35,24 @@ bool all_finite(const Tensor& t);
 // REQUIREs guards intact, finite values, the shape, and normalized_error <= bound; `what` names
 // the op, dtype and shape in the failure message.
 void require_parity(const Guarded& got, const Tensor& want, double bound, const std::string& what);
+
+// One input as each backend sees it: float64 on the CPU (rounded through `dtype`), `dtype` on the GPU.
+struct In {
+  Tensor cpu, gpu;
+};
+In input(const Tensor& x, DType dtype);
+
+// One output or gradient slot on both backends: float64 on the CPU, guarded on the GPU. A slot
+// that accumulates starts from the same random values on both; a written one starts as NaN on the
+// GPU, so a kernel that reads it instead of writing it fails the finite check.
+struct Out {
+  Tensor cpu;
+  Guarded gpu;
+  bool accumulate = false;
+  GradSlot cpu_slot() const { return {cpu, accumulate}; }
+  GradSlot gpu_slot() const { return {gpu.tensor, accumulate}; }
+};
+Out output(const Shape& shape, DType dtype, bool accumulate = false, uint64_t stream = 900);
 
 // Bounds on the normalized error, by dtype: float32 kernels accumulate in float32 (error grows
 // with the reduction length), bfloat16 ones store activations with 8 significand bits.

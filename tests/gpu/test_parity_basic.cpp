@@ -37,29 +37,10 @@ std::string label(const std::string& op, DType dt, const Shape& shape) {
   return op + " " + dtype_name(dt) + " " + shape_str(shape);
 }
 
-// One input as each backend sees it.
-struct In {
-  Tensor cpu, gpu;
-};
-In input(const Tensor& x, DType dt) { return {test::as_seen(x, dt), test::to_cuda(x, dt)}; }
-
-// One output or gradient slot on both backends: float64 on the CPU, guarded on the GPU.
-struct Out {
-  Tensor cpu;
-  test::Guarded gpu;
-  bool accumulate = false;
-  GradSlot cpu_slot() const { return {cpu, accumulate}; }
-  GradSlot gpu_slot() const { return {gpu.tensor, accumulate}; }
-};
-Out output(const Shape& shape, DType dt, bool accumulate = false, uint64_t stream = 900) {
-  if (accumulate) {
-    Tensor init = test::randn(shape, stream);
-    return {test::as_seen(init, dt).clone(), test::guarded_copy(init, dt), true};
-  }
-  test::Guarded g = test::guarded_empty(shape, dt);
-  gpu().fill({g.tensor, std::numeric_limits<double>::quiet_NaN()});  // a read of this slot shows
-  return {Tensor::empty(shape, DType::F64), g, false};
-}
+using test::In;
+using test::input;
+using test::Out;
+using test::output;
 
 void check(const Out& o, DType dt, const std::string& what, double bound = -1) {
   test::require_parity(o.gpu, o.cpu, bound < 0 ? bound_for(dt) : bound,

@@ -37,28 +37,10 @@ const DType kDtypes[] = {DType::F32, DType::BF16};
 const bool kModes[] = {false, true};  // GradSlot: write, accumulate
 double bound_for(DType dt) { return dt == DType::F32 ? test::kBoundF32 : test::kBoundBF16; }
 
-// One input as each backend sees it.
-struct In {
-  Tensor cpu, gpu;
-};
-In input(const Tensor& x, DType dt) { return {test::as_seen(x, dt), test::to_cuda(x, dt)}; }
-
-// One output or gradient slot on both backends: float64 on the CPU, guarded on the GPU.
-struct Out {
-  Tensor cpu;
-  test::Guarded gpu;
-  bool accumulate = false;
-  GradSlot cpu_slot() const { return {cpu, accumulate}; }
-  GradSlot gpu_slot() const { return {gpu.tensor, accumulate}; }
-};
-Out output(const Shape& shape, DType dt, bool accumulate = false, uint64_t stream = 900) {
-  if (accumulate) {
-    const Tensor init = test::randn(shape, stream);
-    return {test::as_seen(init, dt).clone(), test::guarded_copy(init, dt), true};
-  }
-  const Tensor nan = Tensor::full(shape, std::numeric_limits<double>::quiet_NaN(), DType::F64);
-  return {Tensor::empty(shape, DType::F64), test::guarded_copy(nan, dt), false};
-}
+using test::In;
+using test::input;
+using test::Out;
+using test::output;
 
 void check(const Out& o, double bound, const std::string& what) {
   test::require_parity(o.gpu, o.cpu, bound, what + (o.accumulate ? " (accumulate)" : " (write)"));
