@@ -232,3 +232,16 @@ TEST_CASE("cli: SIGINT saves a checkpoint and exits cleanly with status 130", "[
   INFO(resumed.err);
   REQUIRE(resumed.status == 0);
 }
+
+TEST_CASE("cli: info describes every shipped config, even one this machine cannot run", "[cli]") {
+  Outcome cifar = run_ddpm({"info", "--config", std::string(DDPM_SOURCE_DIR) + "/configs/cifar10_ddpm.json"});
+  INFO(cifar.err);
+  REQUIRE(cifar.status == 0);
+  REQUIRE_THAT(cifar.out, Contains("35746307 parameters") && Contains("fixed_large"));
+  for (const char* config : {"quickstart.json", "fashion_mnist.json", "toy_swissroll.json"}) {
+    Outcome o = run_ddpm({"info", "--config", std::string(DDPM_SOURCE_DIR) + "/configs/" + config});
+    INFO(config << ": " << o.err);
+    REQUIRE(o.status == 0);
+    REQUIRE_THAT(o.out, Contains("parameters"));
+  }
+}

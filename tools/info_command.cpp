@@ -54,7 +54,14 @@ int info_command(const RunArgs& args) {
               config["diffusion"]["schedule"].get<std::string>().c_str(),
               prediction_name(diffusion.config().prediction), variance_name(diffusion.config().variance),
               loss_name(diffusion.config().loss));
-  std::printf("device: %s (CUDA %s; OpenBLAS kernels %s)\n", device_name(choose_device(config["train"]["device"])),
+  // info describes a config even where it cannot run (a CUDA config on a CPU-only machine).
+  std::string device;
+  try {
+    device = device_name(choose_device(config["train"]["device"]));
+  } catch (const Error& e) {
+    device = std::string("none usable here (") + e.what() + ")";
+  }
+  std::printf("device: %s (CUDA %s; OpenBLAS kernels %s)\n", device.c_str(),
               cuda_available() ? "available" : "not available", blas_core_name());
   if (!state.is_null()) std::printf("checkpoint: step %lld in %s\n", state["step"].get<long long>(), args.run_dir.c_str());
   return 0;
