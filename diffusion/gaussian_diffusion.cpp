@@ -117,12 +117,13 @@ Tensor GaussianDiffusion::model_timesteps(const std::vector<int>& t, DType dtype
 // ---- forward process ----
 
 GaussianDiffusion::Noised GaussianDiffusion::q_sample(const Tensor& x0, const std::vector<int>& t, uint64_t seed,
-                                                      uint64_t stream) const {
+                                                      uint64_t stream, uint64_t first_example) const {
   DDPM_CHECK(x0.rank() >= 2, "q_sample: expected x0 [N, ...], got ", shape_str(x0.shape()));
   check_steps("q_sample", t, x0.dim(0));
   Noised r{Tensor::empty(x0.shape(), x0.dtype(), x0.device()), Tensor::empty(x0.shape(), x0.dtype(), x0.device()), {}};
   if (config_.prediction == Prediction::V) r.v_target = Tensor::empty(x0.shape(), x0.dtype(), x0.device());
-  q_sample_args args{x0, step_tensor(t, x0), coefs(x0.dtype(), x0.device()), r.x_t, r.noise, r.v_target, false, seed, stream};
+  q_sample_args args{x0, step_tensor(t, x0), coefs(x0.dtype(), x0.device()), r.x_t, r.noise, r.v_target, false, seed, stream,
+                     first_example * static_cast<uint64_t>(x0.numel() / x0.dim(0))};
   backend_for(x0.device()).q_sample(args);
   return r;
 }
@@ -204,8 +205,8 @@ GaussianDiffusion::PMeanVariance GaussianDiffusion::reverse_moments(const Tensor
 
 GaussianDiffusion::Losses GaussianDiffusion::training_losses(const ModelFn& model, const Tensor& x0,
                                                              const std::vector<int>& t, uint64_t seed,
-                                                             uint64_t stream) const {
-  Noised noised = q_sample(x0, t, seed, stream);
+                                                             uint64_t stream, uint64_t first_example) const {
+  Noised noised = q_sample(x0, t, seed, stream, first_example);
   Tensor out = model(noised.x_t, model_timesteps(t, x0.dtype(), x0.device()));
   auto [mean_part, var_part] = split_output(out, noised.x_t);
   const Tensor& target = config_.prediction == Prediction::Epsilon ? noised.noise

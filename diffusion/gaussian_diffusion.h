@@ -59,7 +59,10 @@ class GaussianDiffusion {
     Tensor x_t, noise, v_target;  // v_target only for v prediction
   };
   // x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps in one fused pass, eps from Philox (seed, stream).
-  Noised q_sample(const Tensor& x0, const std::vector<int>& t, uint64_t seed, uint64_t stream) const;
+  // x0 may be a shard of a larger batch whose row 0 is row `first_example` of the whole: it then
+  // draws exactly the noise those rows draw in the whole batch (data-parallel training).
+  Noised q_sample(const Tensor& x0, const std::vector<int>& t, uint64_t seed, uint64_t stream,
+                  uint64_t first_example = 0) const;
   Noised q_sample(const Tensor& x0, const std::vector<int>& t, const Tensor& noise) const;
   // q(x_t | x_0): mean sqrt(abar_t) x0, log variance log(1 - abar_t) (one value per sample [N]).
   GaussianMoments q_mean_variance(const Tensor& x0, const std::vector<int>& t) const;
@@ -79,8 +82,9 @@ class GaussianDiffusion {
     Tensor mse;   // [N], L_simple: mean over dims of the squared error of the mean output
     Tensor vb;    // [N], L_t in bits/dim (undefined for the mse loss with fixed variance)
   };
+  // Noise as q_sample draws it (first_example places a shard in its whole batch).
   Losses training_losses(const ModelFn& model, const Tensor& x0, const std::vector<int>& t, uint64_t seed,
-                         uint64_t stream) const;
+                         uint64_t stream, uint64_t first_example = 0) const;
 
   // ---- the bound ----
   struct Bound {

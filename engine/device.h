@@ -15,5 +15,8 @@ inline const char* device_name(Device d) {
 
 // True when this build has the CUDA backend and a usable GPU is present. Never throws.
 bool cuda_available();
+// Makes GPU `ordinal` modulo the device count this process's device (one GPU per data-parallel
+// rank); call before any CUDA work. Does nothing without a GPU.
+void use_cuda_device(int ordinal);
 
 }  // namespace ddpm

@@ -118,17 +118,18 @@ struct concat_bwd {
   GradSlot grad_a, grad_b;
 };
 
-// out = x * keep / (1 - p), keep = (uniform(seed, stream, i) >= p); the mask is redrawn in the
-// backward from the same Philox address instead of being stored.
+// out = x * keep / (1 - p), keep = (uniform(seed, stream, offset + i) >= p); the mask is redrawn
+// in the backward from the same Philox address instead of being stored. `offset` places a shard of
+// a batch at its rows' addresses in the whole batch (data-parallel training).
 struct dropout_fwd {
   Tensor x, out;
   double p = 0.0;
-  uint64_t seed = 0, stream = 0;
+  uint64_t seed = 0, stream = 0, offset = 0;
 };
 struct dropout_bwd {
   Tensor grad_out;
   double p = 0.0;
-  uint64_t seed = 0, stream = 0;
+  uint64_t seed = 0, stream = 0, offset = 0;
   GradSlot grad_x;
 };
 
@@ -199,13 +200,13 @@ enum class Prediction : uint8_t { Epsilon, X0, V };
 enum class VarianceType : uint8_t { FixedSmall, FixedLarge, LearnedRange };
 
 // x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps per sample (t [N] holds step indices as reals), in
-// one pass. eps is drawn from Philox (seed, stream) into `noise` unless noise_given, in which case
-// `noise` is read. When v_target is defined it also receives v = sqrt(abar) eps - sqrt(1-abar) x0.
+// one pass. eps is drawn from Philox (seed, stream), element i at address offset + i, into `noise`
+// unless noise_given, in which case `noise` is read. When v_target is defined it also receives v = sqrt(abar) eps - sqrt(1-abar) x0.
 struct q_sample_args {
   Tensor x0, t, coefs;       // [N, ...], [N], [kCoefCount, T]
   Tensor x_t, noise, v_target;
   bool noise_given = false;
-  uint64_t seed = 0, stream = 0;
+  uint64_t seed = 0, stream = 0, offset = 0;
 };
 
 // One reverse step at table column `step` for every sample, in one pass:

@@ -28,8 +28,9 @@ Tensor group_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads);
 Tensor upsample2x(const Tensor& x);                // [N,H,W,C] -> [N,2H,2W,C]
 Tensor concat(const Tensor& a, const Tensor& b);   // along the last (channel) axis
-// Identity when p == 0. The mask is addressed by (seed, stream) through Philox.
-Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t stream);
+// Identity when p == 0. The mask is addressed by (seed, stream) through Philox, element i at
+// offset + i (a shard of a batch passes its first element's index in the whole batch).
+Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t stream, uint64_t offset = 0);
 Tensor timestep_embedding(const Tensor& t, int dim);  // t [N] -> [N, dim]
 
 // Reductions over every axis from `keep` on (keep = 0: a single-element result of shape []).

@@ -29,13 +29,13 @@ Tensor concat(const Tensor& a, const Tensor& b) {
   });
 }
 
-Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t stream) {
+Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t stream, uint64_t offset) {
   DDPM_CHECK(p >= 0 && p < 1, "dropout: p must be in [0, 1), got ", p);
   if (p == 0) return x;
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
-  backend_for(x.device()).dropout_forward({x, out, p, seed, stream});
-  return record("dropout", out, {x}, [p, seed, stream](const Tensor& g, std::vector<GradSlot>& s) {
-    backend_for(g.device()).dropout_backward({g, p, seed, stream, s[0]});
+  backend_for(x.device()).dropout_forward({x, out, p, seed, stream, offset});
+  return record("dropout", out, {x}, [p, seed, stream, offset](const Tensor& g, std::vector<GradSlot>& s) {
+    backend_for(g.device()).dropout_backward({g, p, seed, stream, offset, s[0]});
   });
 }
 

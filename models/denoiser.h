@@ -8,10 +8,13 @@
 
 namespace ddpm {
 
-// Dropout draws of one forward pass: layer j uses Philox stream stream * 256 + j of `seed`.
+// Dropout draws of one forward pass: layer j uses Philox stream stream * 256 + j of `seed`. A shard
+// of a batch whose row 0 is row `first_example` of the whole draws the masks of those rows.
 struct DropoutKey {
-  uint64_t seed = 0, stream = 0;
+  uint64_t seed = 0, stream = 0, first_example = 0;
   uint64_t for_layer(int layer) const { return stream * 256 + static_cast<uint64_t>(layer); }
+  // Philox address of element 0 of activation h [N, ...].
+  uint64_t offset_in(const Tensor& h) const { return first_example * static_cast<uint64_t>(h.numel() / h.dim(0)); }
 };
 
 // The sinusoidal embedding of t [N] -> [N, dim] in `dtype`. It is computed in float32 (float64

@@ -25,7 +25,7 @@ class ResBlock final : public Module {
     Tensor h = conv1_->forward(norm1_->forward(x, true));
     h = add(h, temb_proj_->forward(temb_act).reshape({x.dim(0), 1, 1, out_}));
     h = norm2_->forward(h, true);
-    if (training()) h = dropout(h, dropout_, key.seed, key.for_layer(layer_));
+    if (training()) h = dropout(h, dropout_, key.seed, key.for_layer(layer_), key.offset_in(h));
     h = conv2_->forward(h);
     return add(shortcut_ ? shortcut_->forward(x) : x, h);
   }

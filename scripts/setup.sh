@@ -10,6 +10,8 @@ packages=(
   libopenblas-dev                    # CPU GEMM
   libopenblas-openmp-dev             # ... its OpenMP build, sharing our thread pool
   zlib1g-dev                         # gzipped datasets
+  libopenmpi-dev openmpi-bin         # data-parallel training: mpirun and MPI_Allreduce
+  openssh-client                     # ... Open MPI's launcher wants an ssh agent, even on one machine
   dataset-fashion-mnist              # the default training data (/usr/share/datasets/fashion-mnist)
 )
 

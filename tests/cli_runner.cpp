@@ -5,6 +5,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <csignal>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -20,30 +23,59 @@ std::string read_text(const std::string& path) {
   return s.str();
 }
 
-int start_ddpm(const std::vector<std::string>& args, const std::string& capture_prefix) {
+int start_program(const std::vector<std::string>& args, const std::string& capture_prefix) {
   const pid_t pid = fork();
   if (pid == 0) {
+    setpgid(0, 0);  // its own process group, so a hung program can be killed with its children
     const int out = ::open((capture_prefix + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     const int err = ::open((capture_prefix + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(out, STDOUT_FILENO);
     dup2(err, STDERR_FILENO);
-    std::vector<char*> argv{const_cast<char*>(DDPM_EXECUTABLE)};
+    std::vector<char*> argv;
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    execv(DDPM_EXECUTABLE, argv.data());
+    execv(argv[0], argv.data());
     _exit(127);
   }
   return pid;
 }
 
-Outcome finish_ddpm(int pid, const std::string& capture_prefix) {
-  int status = 0;
-  waitpid(pid, &status, 0);
+int start_ddpm(const std::vector<std::string>& args, const std::string& capture_prefix) {
+  std::vector<std::string> argv{DDPM_EXECUTABLE};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return start_program(argv, capture_prefix);
+}
+
+namespace {
+Outcome outcome_of(int status, const std::string& capture_prefix) {
   Outcome o;
   o.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   o.out = read_text(capture_prefix + ".out");
   o.err = read_text(capture_prefix + ".err");
   return o;
+}
+}  // namespace
+
+Outcome finish_ddpm(int pid, const std::string& capture_prefix) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return outcome_of(status, capture_prefix);
+}
+
+Outcome finish_within(int pid, const std::string& capture_prefix, double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(-pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      Outcome hung = outcome_of(status, capture_prefix);
+      hung.status = -1;
+      return hung;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return outcome_of(status, capture_prefix);
 }
 
 Outcome run_ddpm(const std::vector<std::string>& args) {

@@ -17,6 +17,12 @@ Outcome run_ddpm(const std::vector<std::string>& args);
 int start_ddpm(const std::vector<std::string>& args, const std::string& capture_prefix);
 Outcome finish_ddpm(int pid, const std::string& capture_prefix);
 
+// Any program: argv[0] is its path. Output goes to capture_prefix + ".out" / ".err".
+int start_program(const std::vector<std::string>& argv, const std::string& capture_prefix);
+// Waits at most `seconds`; a program still running then is killed (with its process group) and
+// the outcome's status is -1.
+Outcome finish_within(int pid, const std::string& capture_prefix, double seconds);
+
 // A fresh, empty directory under the system temp folder, removed at scope exit.
 struct TempDir {
   TempDir();

@@ -44,19 +44,24 @@ inline void put(T* dst, int64_t i, T value, bool accumulate) {
 // Below this many elements a loop runs on one thread: the fork/join costs more than it saves.
 constexpr int64_t kParallelGrain = 1 << 14;
 
-// body(i, draw) for every i in [0, n), draw = the Philox normal (or uniform) of element i under
-// (seed, stream): one Philox evaluation per four elements, in parallel.
+// body(i, draw) for every i in [0, n), draw = the Philox normal (or uniform) of element
+// offset + i under (seed, stream): one Philox evaluation per four elements, in parallel. The
+// offset lets a shard of a batch draw exactly what its rows draw in the whole batch.
 template <class Body>
-void for_each_draw(int64_t n, bool normal, uint64_t seed, uint64_t stream, Body body) {
-  const int64_t blocks = (n + 3) / 4;
+void for_each_draw(int64_t n, bool normal, uint64_t seed, uint64_t stream, Body body, uint64_t offset = 0) {
+  const int64_t first = static_cast<int64_t>(offset / 4), last = static_cast<int64_t>((offset + n + 3) / 4);
+  const int64_t begin = static_cast<int64_t>(offset);
 #pragma omp parallel for if (n > kParallelGrain)
-  for (int64_t b = 0; b < blocks; ++b) {
+  for (int64_t b = first; b < last; ++b) {
     float draws[4];
     if (normal)
       philox::normal4(seed, stream, static_cast<uint64_t>(b), draws);
     else
       philox::uniform4(seed, stream, static_cast<uint64_t>(b), draws);
-    for (int w = 0; w < 4 && 4 * b + w < n; ++w) body(4 * b + w, draws[w]);
+    for (int w = 0; w < 4; ++w) {
+      const int64_t i = 4 * b + w - begin;
+      if (i >= 0 && i < n) body(i, draws[w]);
+    }
   }
 }
 

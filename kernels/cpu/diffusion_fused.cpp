@@ -42,10 +42,13 @@ void CpuBackend::q_sample(const q_sample_args& args) {
 #pragma omp parallel for if (total > kParallelGrain)
       for (int64_t i = 0; i < total; ++i) noise_one(i, noise[i]);
     } else {
-      cpu::for_each_draw(total, true, args.seed, args.stream, [&](int64_t i, float z) {
-        noise[i] = static_cast<T>(z);
-        noise_one(i, noise[i]);
-      });
+      cpu::for_each_draw(
+          total, true, args.seed, args.stream,
+          [&](int64_t i, float z) {
+            noise[i] = static_cast<T>(z);
+            noise_one(i, noise[i]);
+          },
+          args.offset);
     }
   });
 }

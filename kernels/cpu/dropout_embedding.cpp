@@ -12,11 +12,12 @@ using cpu::put;
 namespace {
 // out[i] = in[i] * keep(i) / (1 - p), which is both the forward and the backward.
 template <class T>
-void masked_scale(const T* in, T* out, int64_t n, double p, uint64_t seed, uint64_t stream, bool acc) {
+void masked_scale(const T* in, T* out, int64_t n, double p, uint64_t seed, uint64_t stream, uint64_t offset, bool acc) {
   const T keep_scale = static_cast<T>(1.0 / (1.0 - p));
   const float threshold = static_cast<float>(p);
-  cpu::for_each_draw(n, false, seed, stream,
-                     [&](int64_t i, float u) { put(out, i, u >= threshold ? in[i] * keep_scale : T(0), acc); });
+  cpu::for_each_draw(
+      n, false, seed, stream, [&](int64_t i, float u) { put(out, i, u >= threshold ? in[i] * keep_scale : T(0), acc); },
+      offset);
 }
 
 // f_i = exp(-ln(10000) i / (half - 1)), the DDPM embedding's frequencies.
@@ -29,7 +30,7 @@ T frequency(int i, int half) {
 void CpuBackend::dropout_forward(const dropout_fwd& args) {
   cpu::dispatch_float(args.x.dtype(), "dropout", [&](auto tag) {
     using T = decltype(tag);
-    masked_scale(args.x.data<T>(), args.out.data<T>(), args.x.numel(), args.p, args.seed, args.stream, false);
+    masked_scale(args.x.data<T>(), args.out.data<T>(), args.x.numel(), args.p, args.seed, args.stream, args.offset, false);
   });
 }
 
@@ -38,7 +39,7 @@ void CpuBackend::dropout_backward(const dropout_bwd& args) {
   cpu::dispatch_float(args.grad_out.dtype(), "dropout", [&](auto tag) {
     using T = decltype(tag);
     masked_scale(args.grad_out.data<T>(), args.grad_x.tensor.data<T>(), args.grad_out.numel(), args.p,
-                 args.seed, args.stream, args.grad_x.accumulate);
+                 args.seed, args.stream, args.offset, args.grad_x.accumulate);
   });
 }
 

@@ -47,11 +47,11 @@ T* optional_out(const Tensor& t) {
 // x_t = sqrt(abar) x0 + sqrt(1 - abar) eps per element; eps drawn or read; v target optional.
 template <class T>
 __global__ void q_sample_kernel(const T* x0, const float* t, Table table, int64_t per, int64_t total, T* x_t,
-                                T* noise, T* v, bool noise_given, uint64_t seed, uint64_t stream) {
+                                T* noise, T* v, bool noise_given, uint64_t seed, uint64_t stream, uint64_t offset) {
   DDPM_GRID_STRIDE(i, total) {
     const auto c = table.at(static_cast<int>(t[i / per]));
     const float x = load_f(x0, i);
-    const float eps = noise_given ? load_f(noise, i) : philox::normal(seed, stream, static_cast<uint64_t>(i));
+    const float eps = noise_given ? load_f(noise, i) : philox::normal(seed, stream, offset + static_cast<uint64_t>(i));
     if (!noise_given) store_f(noise, i, eps);
     store_f(x_t, i, c[kSqrtAbar] * x + c[kSqrtOneMinusAbar] * eps);
     if (v) store_f(v, i, c[kSqrtAbar] * eps - c[kSqrtOneMinusAbar] * x);
@@ -124,7 +124,8 @@ void CudaBackend::q_sample(const q_sample_args& args) {
     if (total == 0) return;
     q_sample_kernel<T><<<launch_1d(total), kThreads, 0, cuda::stream()>>>(
         cuda::ptr<T>(args.x0), cuda::ptr<float>(args.t), table_of(args.coefs), per, total, cuda::ptr<T>(args.x_t),
-        cuda::ptr<T>(args.noise), optional_out<T>(args.v_target), args.noise_given, args.seed, args.stream);
+        cuda::ptr<T>(args.noise), optional_out<T>(args.v_target), args.noise_given, args.seed, args.stream,
+        args.offset);
     DDPM_CUDA_CHECK_LAUNCH();
   });
 }

@@ -17,25 +17,25 @@ using cuda::load_f;
 using cuda::ptr;
 using cuda::put_f;
 
-// out[i] = in[i] * keep(i) / (1 - p), keep(i) = uniform(seed, stream, i) >= float(p): both the
-// forward (in = x) and the backward (in = grad_out).
+// out[i] = in[i] * keep(i) / (1 - p), keep(i) = uniform(seed, stream, offset + i) >= float(p): both
+// the forward (in = x) and the backward (in = grad_out).
 template <class T>
 __global__ void masked_scale_kernel(int64_t n, const T* in, T* out, float threshold, float keep_scale, uint64_t seed,
-                                    uint64_t stream, bool accumulate) {
+                                    uint64_t stream, uint64_t offset, bool accumulate) {
   DDPM_GRID_STRIDE(i, n) {
-    const bool keep = philox::uniform(seed, stream, static_cast<uint64_t>(i)) >= threshold;
+    const bool keep = philox::uniform(seed, stream, offset + static_cast<uint64_t>(i)) >= threshold;
     put_f(out, i, keep ? load_f(in, i) * keep_scale : 0.0f, accumulate);
   }
 }
 
 template <class T>
 void masked_scale(const char* op, const Tensor& in, const Tensor& out, double p, uint64_t seed, uint64_t stream,
-                  bool accumulate) {
+                  uint64_t offset, bool accumulate) {
   cuda::check_operands(op, in.dtype(), out);
   const int64_t n = in.numel();
   if (n == 0) return;
   masked_scale_kernel<T><<<launch_1d(n), kThreads, 0, cuda::stream()>>>(
-      n, ptr<T>(in), ptr<T>(out), static_cast<float>(p), static_cast<float>(1.0 / (1.0 - p)), seed, stream, accumulate);
+      n, ptr<T>(in), ptr<T>(out), static_cast<float>(p), static_cast<float>(1.0 / (1.0 - p)), seed, stream, offset, accumulate);
   DDPM_CUDA_CHECK_LAUNCH();
 }
 
@@ -79,7 +79,7 @@ __global__ void embedding_backward_kernel(int64_t n, int dim, const T* t, const 
 
 void CudaBackend::dropout_forward(const dropout_fwd& args) {
   cuda::dispatch_float("dropout", args.x.dtype(), [&](auto tag) {
-    masked_scale<decltype(tag)>("dropout", args.x, args.out, args.p, args.seed, args.stream, false);
+    masked_scale<decltype(tag)>("dropout", args.x, args.out, args.p, args.seed, args.stream, args.offset, false);
   });
 }
 
@@ -87,7 +87,7 @@ void CudaBackend::dropout_backward(const dropout_bwd& args) {
   if (!args.grad_x.wanted()) return;
   cuda::dispatch_float("dropout", args.grad_out.dtype(), [&](auto tag) {
     masked_scale<decltype(tag)>("dropout", args.grad_out, args.grad_x.tensor, args.p, args.seed, args.stream,
-                                args.grad_x.accumulate);
+                                args.offset, args.grad_x.accumulate);
   });
 }
 

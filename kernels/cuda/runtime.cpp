@@ -32,6 +32,15 @@ bool cuda_available() {
   return count > 0;
 }
 
+void use_cuda_device(int ordinal) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    (void)cudaGetLastError();
+    return;
+  }
+  DDPM_CUDA_CHECK(cudaSetDevice(ordinal % count));
+}
+
 namespace {
 constexpr size_t kSmallLimit = size_t{1} << 20;
 constexpr size_t kSmallQuantum = 512;

@@ -294,8 +294,9 @@ TEST_CASE("CUDA dropout draws the CPU's mask", "[gpu][parity][dropout]") {
         const In x = input(Tensor::uniform(shape, 60, 1, 0.5, 1.5, DType::F64), dt);
         const In g = input(Tensor::uniform(shape, 60, 2, 0.5, 1.5, DType::F64), dt);
         Out out = output(shape, dt);
-        cpu().dropout_forward({x.cpu, out.cpu, p, 7, 3});
-        gpu().dropout_forward({x.gpu, out.gpu.tensor, p, 7, 3});
+        // Offset 5 (not a multiple of 4): the shard addressing used by data-parallel training.
+        cpu().dropout_forward({x.cpu, out.cpu, p, 7, 3, 5});
+        gpu().dropout_forward({x.gpu, out.gpu.tensor, p, 7, 3, 5});
         check(out, dt, what + " forward");
         const std::vector<double> got = out.gpu.tensor.to_vector(), want = out.cpu.to_vector();
         int64_t dropped = 0, disagreements = 0;
@@ -308,8 +309,8 @@ TEST_CASE("CUDA dropout draws the CPU's mask", "[gpu][parity][dropout]") {
         REQUIRE(dropped > 0);
         for (bool acc : kModes) {
           Out gx = output(shape, dt, acc, 61);
-          cpu().dropout_backward({g.cpu, p, 7, 3, gx.cpu_slot()});
-          gpu().dropout_backward({g.gpu, p, 7, 3, gx.gpu_slot()});
+          cpu().dropout_backward({g.cpu, p, 7, 3, 5, gx.cpu_slot()});
+          gpu().dropout_backward({g.gpu, p, 7, 3, 5, gx.gpu_slot()});
           check(gx, dt, what + " backward");
         }
       }

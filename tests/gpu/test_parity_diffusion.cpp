@@ -36,6 +36,7 @@ Tensor reals(const std::vector<int>& t, DType dtype, Device device) {
 }
 }  // namespace
 
+// Philox offset 6 (not a multiple of 4), as a data-parallel shard uses.
 TEST_CASE("q_sample: CUDA equals the CPU, drawn and given noise", "[gpu][diffusion]") {
   GaussianDiffusion d = diffusion(Prediction::V, VarianceType::FixedSmall);
   for (const Shape& shape : kShapes) {
@@ -46,12 +47,12 @@ TEST_CASE("q_sample: CUDA equals the CPU, drawn and given noise", "[gpu][diffusi
       // CPU reference in float64.
       Tensor x_t = Tensor::empty(shape, DType::F64), noise = given ? noise_in.clone() : Tensor::empty(shape, DType::F64);
       Tensor v = Tensor::empty(shape, DType::F64);
-      cpu_backend().q_sample({x0, reals(t, DType::F64, Device::CPU), d.coefs(DType::F64, Device::CPU), x_t, noise, v, given, 7, 8});
+      cpu_backend().q_sample({x0, reals(t, DType::F64, Device::CPU), d.coefs(DType::F64, Device::CPU), x_t, noise, v, given, 7, 8, 6});
       // CUDA in float32, guarded outputs.
       Guarded gx = guarded_empty(shape, DType::F32), gv = guarded_empty(shape, DType::F32);
       Guarded gn = given ? guarded_copy(noise_in, DType::F32) : guarded_empty(shape, DType::F32);
       cuda_backend().q_sample({to_cuda(x0, DType::F32), reals(t, DType::F32, Device::CUDA),
-                               d.coefs(DType::F32, Device::CUDA), gx.tensor, gn.tensor, gv.tensor, given, 7, 8});
+                               d.coefs(DType::F32, Device::CUDA), gx.tensor, gn.tensor, gv.tensor, given, 7, 8, 6});
       const std::string what = "q_sample " + shape_str(shape) + (given ? " given noise" : " drawn noise");
       require_parity(gx, x_t, kBound, what + " x_t");
       require_parity(gn, noise, kBound, what + " noise");

@@ -9,7 +9,7 @@
 namespace ddpm {
 
 Tensor gather_batch(const ImageSet& set, const std::vector<int64_t>& indices, bool random_flip,
-                    uint64_t seed, uint64_t stream) {
+                    uint64_t seed, uint64_t stream, uint64_t first_position) {
   const Tensor& images = set.images;
   DDPM_CHECK(images.defined() && images.rank() == 4 && images.dtype() == DType::F32 &&
                  images.device() == Device::CPU,
@@ -28,7 +28,7 @@ Tensor gather_batch(const ImageSet& set, const std::vector<int64_t>& indices, bo
                ") is outside the data set of ", n, " images");
     const float* src = src_all + index * image_size;
     float* dst = dst_all + i * image_size;
-    const bool flip = random_flip && philox::uniform(seed, stream, static_cast<uint64_t>(i)) < 0.5f;
+    const bool flip = random_flip && philox::uniform(seed, stream, first_position + static_cast<uint64_t>(i)) < 0.5f;
     if (!flip) {
       std::memcpy(dst, src, static_cast<size_t>(image_size) * sizeof(float));
       continue;

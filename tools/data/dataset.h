@@ -30,10 +30,12 @@ struct ImageSet {
 inline float pixel_from_byte(uint8_t b) { return static_cast<float>(b / 255.0 * 2.0 - 1.0); }
 
 // Copies images[indices[i]] into row i of a new [B, H, W, C] CPU tensor. With random_flip, item i
-// is mirrored left-right when philox::uniform(seed, stream, i) < 0.5, so a batch's flips are fixed
-// by (seed, stream) and a resumed run redraws the same ones. Throws on an index out of range.
+// is mirrored left-right when philox::uniform(seed, stream, first_position + i) < 0.5, so a batch's
+// flips are fixed by (seed, stream), a resumed run redraws the same ones, and a shard of a batch
+// (first_position = its first item's place in the whole) flips what the whole would. Throws on an
+// index out of range.
 Tensor gather_batch(const ImageSet& set, const std::vector<int64_t>& indices, bool random_flip,
-                    uint64_t seed, uint64_t stream);
+                    uint64_t seed, uint64_t stream, uint64_t first_position = 0);
 
 // A permutation of 0..n-1 for epoch `epoch`: Fisher-Yates driven by Philox words keyed by `seed`
 // on stream (kShuffleStreamTag ^ epoch), so it is a pure function of (n, seed, epoch) and a resumed
