@@ -1,119 +1,104 @@
-// The fused Adam(+EMA) step over a flat float32 buffer the size of the DDPM CIFAR-10 UNet
-// (35.7M parameters, rounded to 36M), against the device's measured memory bandwidth. One JSON
-// line per case on stdout.
+// The optimizer step on the GPU: Adam with the EMA of the weights fused into the same pass
+// (adam_step with args.ema set), against Adam followed by a separate ema_update, Adam alone and
+// the EMA alone, over flat float32 buffers the size of the DDPM CIFAR-10 UNet (35.7M parameters,
+// rounded to 36M). One JSON line per case on stdout.
 //
-//   bench_cuda_adam [parameters=36000000] [iterations=50]
+//   bench_cuda_adam [parameters=36000000] [reps=20]
 //
-// The ceiling is a device-to-device cudaMemcpy of 1 GiB in the same run (bytes read + written).
-// Adam reads p, g, m, v and writes p, m, v: 28 bytes per parameter; with the fused EMA it also
-// reads and writes the shadow: 36 bytes. The buffers (1+ GB) dwarf the L2 cache, so no flush is
-// needed between iterations. Times are cudaEvent intervals over `iterations` back-to-back calls
-// after a warm-up.
+// First line: the memory ceiling measured in the same run, a 1 GiB device-to-device copy counting
+// the bytes read and written (bench/cuda_bench_util.h). Every case reports ms (median of `reps`
+// calls, each timed alone with CUDA events after 3 warm-up calls and an L2 flush), the bytes it
+// moves, GB/s and "of_copy_bandwidth" = (bytes / time) / copy GB/s. Bytes per parameter, all
+// float32 (the kernels read each buffer once and write each updated buffer once):
+//   adam_ema, impl "fused":    reads p, g, m, v, ema; writes p, m, v, ema          36 bytes
+//   adam_ema, impl "separate": adam_step (28) then ema_update (12)                  40 bytes
+//   adam:                      reads p, g, m, v; writes p, m, v                    28 bytes
+//   ema_update:                reads ema, p; writes ema                            12 bytes
+// The buffers (about 1.3 GB) are far larger than L2, so every case streams from DRAM.
 #include <cuda_runtime.h>
 
 #include <cstdio>
 #include <cstdlib>
-#include <string>
+#include <exception>
 
+#include "bench/cuda_bench_util.h"
 #include "engine/backend.h"
 #include "engine/tensor.h"
-#include "kernels/cuda/check.h"
-#include "kernels/cuda/context.h"
 
 namespace {
 
 using ddpm::Device;
 using ddpm::DType;
 using ddpm::Tensor;
+using ddpm::bench::JsonLine;
 
-// Milliseconds per call of fn on the engine's stream.
-template <class Fn>
-double time_ms(int iterations, Fn&& fn) {
-  cudaStream_t s = ddpm::cuda::stream();
-  for (int i = 0; i < 3; ++i) fn();  // warm-up: caches, clocks, lazy module loading
-  cudaEvent_t start, stop;
-  DDPM_CUDA_CHECK(cudaEventCreate(&start));
-  DDPM_CUDA_CHECK(cudaEventCreate(&stop));
-  DDPM_CUDA_CHECK(cudaEventRecord(start, s));
-  for (int i = 0; i < iterations; ++i) fn();
-  DDPM_CUDA_CHECK(cudaEventRecord(stop, s));
-  DDPM_CUDA_CHECK(cudaEventSynchronize(stop));
-  float ms = 0;
-  DDPM_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-  DDPM_CUDA_CHECK(cudaEventDestroy(start));
-  DDPM_CUDA_CHECK(cudaEventDestroy(stop));
-  return static_cast<double>(ms) / iterations;
-}
-
-double gbps(double bytes, double ms) { return bytes / (ms * 1e-3) / 1e9; }
-
-void emit(const std::string& device, const char* bench, long long params, double bytes, double ms, double ceiling) {
-  const double rate = gbps(bytes, ms);
-  std::printf(
-      "{\"bench\": \"%s\", \"device\": \"%s\", \"params\": %lld, \"bytes_per_step\": %.0f, \"ms\": %.4f, "
-      "\"gb_per_s\": %.1f, \"fraction_of_copy\": %.3f}\n",
-      bench, device.c_str(), params, bytes, ms, rate, rate / ceiling);
+void emit(const char* bench, const char* impl, long long params, double bytes_per_param, double ms,
+          double copy_gbps) {
+  const double bytes = bytes_per_param * static_cast<double>(params);
+  const double rate = ddpm::bench::gb_per_s(bytes, ms);
+  JsonLine line(bench);
+  if (impl) line.add("impl", impl);
+  line.add("params", params)
+      .add("dtype", "f32")
+      .add("bytes_per_param", bytes_per_param)
+      .add("bytes", static_cast<long long>(bytes))
+      .add("ms", ms)
+      .add("gb_per_s", rate)
+      .add("of_copy_bandwidth", rate / copy_gbps)
+      .print();
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (!ddpm::cuda_available()) {
-    std::fprintf(stderr, "bench_cuda_adam: no CUDA device on this machine\n");
-    return 1;
-  }
+  if (!ddpm::bench::require_cuda("bench_cuda_adam")) return 77;
   const long long n = argc > 1 ? std::atoll(argv[1]) : 36000000LL;
-  const int iterations = argc > 2 ? std::atoi(argv[2]) : 50;
-  if (n <= 0 || iterations <= 0) {
-    std::fprintf(stderr, "usage: bench_cuda_adam [parameters > 0] [iterations > 0]\n");
+  const int reps = argc > 2 ? std::atoi(argv[2]) : 20;
+  if (n <= 0 || reps <= 0) {
+    std::fprintf(stderr, "usage: bench_cuda_adam [parameters > 0] [reps > 0]\n");
     return 2;
   }
   try {
     ddpm::Backend& gpu = ddpm::cuda_backend();
-    const std::string device = ddpm::cuda::device_properties().name;
-
-    // The ceiling: copy 1 GiB device to device, counting the read and the write.
-    const long long copy_bytes = 1LL << 30;
-    double copy_gbps = 0;
-    {
-      Tensor src = Tensor::zeros({copy_bytes / 4}, DType::F32, Device::CUDA);
-      Tensor dst = Tensor::empty({copy_bytes / 4}, DType::F32, Device::CUDA);
-      const double ms = time_ms(20, [&] {
-        DDPM_CUDA_CHECK(cudaMemcpyAsync(dst.raw(), src.raw(), static_cast<size_t>(copy_bytes),
-                                        cudaMemcpyDeviceToDevice, ddpm::cuda::stream()));
-      });
-      copy_gbps = gbps(2.0 * static_cast<double>(copy_bytes), ms);
-      std::printf(
-          "{\"bench\": \"memcpy_d2d\", \"device\": \"%s\", \"bytes_per_copy\": %lld, \"ms\": %.4f, \"gb_per_s\": %.1f}\n",
-          device.c_str(), copy_bytes, ms, copy_gbps);
-    }
+    const ddpm::bench::EventTimer timer(reps);
+    const double copy_gbps = ddpm::bench::measure_copy_bandwidth(timer);
 
     const ddpm::Shape shape{n};
-    Tensor params = Tensor::normal(shape, 1, 0, 0.0, 0.05, DType::F32, Device::CUDA);
-    Tensor grads = Tensor::normal(shape, 1, 1, 0.0, 1e-3, DType::F32, Device::CUDA);
-    Tensor m = Tensor::zeros(shape, DType::F32, Device::CUDA);
-    Tensor v = Tensor::zeros(shape, DType::F32, Device::CUDA);
-    Tensor ema = params.clone();
+    const Tensor params = Tensor::normal(shape, 1, 0, 0.0, 0.05, DType::F32, Device::CUDA);
+    const Tensor grads = Tensor::normal(shape, 1, 1, 0.0, 1e-3, DType::F32, Device::CUDA);
+    const Tensor m = Tensor::zeros(shape, DType::F32, Device::CUDA);
+    const Tensor v = Tensor::zeros(shape, DType::F32, Device::CUDA);
+    const Tensor ema = params.clone();
 
-    for (bool fused_ema : {true, false}) {
-      ddpm::adam_step_args args;
-      args.params = params;
-      args.grads = grads;
-      args.m = m;
-      args.v = v;
-      if (fused_ema) args.ema = ema;
-      args.lr = 2e-4;
-      const double ms = time_ms(iterations, [&] {
-        ++args.step;
-        gpu.adam_step(args);
-      });
-      emit(device, fused_ema ? "adam_ema_fused" : "adam", n, (fused_ema ? 36.0 : 28.0) * static_cast<double>(n), ms,
-           copy_gbps);
-    }
-    // The stand-alone EMA (reads ema and p, writes ema: 12 bytes per parameter), for comparison:
-    // Adam then EMA separately moves 28 + 12 = 40 bytes against the fused 36.
-    const double ms = time_ms(iterations, [&] { gpu.ema_update({ema, params, 0.9999}); });
-    emit(device, "ema_update", n, 12.0 * static_cast<double>(n), ms, copy_gbps);
+    ddpm::adam_step_args adam;
+    adam.params = params;
+    adam.grads = grads;
+    adam.m = m;
+    adam.v = v;
+    adam.lr = 2e-4;
+    ddpm::adam_step_args adam_ema = adam;
+    adam_ema.ema = ema;
+    const ddpm::ema_update_args ema_only{ema, params, 0.9999};
+
+    const double fused_ms = timer.median_ms([&] {
+      ++adam_ema.step;
+      gpu.adam_step(adam_ema);
+    });
+    const double separate_ms = timer.median_ms([&] {
+      ++adam.step;
+      gpu.adam_step(adam);
+      gpu.ema_update(ema_only);
+    });
+    const double adam_ms = timer.median_ms([&] {
+      ++adam.step;
+      gpu.adam_step(adam);
+    });
+    const double ema_ms = timer.median_ms([&] { gpu.ema_update(ema_only); });
+
+    emit("adam_ema", "fused", n, 36.0, fused_ms, copy_gbps);
+    emit("adam_ema", "separate", n, 40.0, separate_ms, copy_gbps);
+    emit("adam", nullptr, n, 28.0, adam_ms, copy_gbps);
+    emit("ema_update", nullptr, n, 12.0, ema_ms, copy_gbps);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_cuda_adam: %s\n", e.what());
     return 1;

@@ -1,33 +1,48 @@
-// GroupNorm (+ fused SiLU) and attention on the GPU at the DDPM CIFAR-10 UNet's shapes, float32
-// and bfloat16, against limits measured in the same run. One JSON line per case on stdout.
+// GroupNorm with fused SiLU and self-attention on the GPU at the DDPM CIFAR-10 UNet's shapes (base
+// 128 channels, channel_mult [1, 2, 2, 2], attention at resolution 16), float32 and bfloat16,
+// against ceilings measured in the same run. One JSON line per case on stdout:
 //
-//   bench_cuda_norm_attention [batch=128] [iterations=20]
+//   bench_cuda_norm_attention [batch=128] [reps=20]
 //
-// Ceilings:
-// - memory: a device-to-device cudaMemcpy of 1 GiB (bytes read + written);
-// - GEMM: a cuBLAS 8192^3 GEMM with float32 accumulation, per dtype (float32 inputs: plain SGEMM;
-//   bfloat16 inputs: tensor cores), 2 FLOPs per multiply-add.
-// GroupNorm moves 2 activation tensors forward (read x, write out) and 3 backward (read x and dy,
-// write dx); parameters and statistics are negligible. Its maps fit in the 50 MB L2 at the small
-// resolutions, so a 256 MiB memset (not timed) flushes L2 before every timed call.
-// Attention counts the conventional FLOPs: forward 4 N H T^2 d (Q K^T and P V), backward
-// 10 N H T^2 d (recomputed S, dP, dV, dQ, dK). The fused path is kernels/cuda/attention.cu (SIMT,
-// float32 math); the unfused one (kernels/cuda/attention_unfused.h) is cuBLAS batched GEMMs with a
-// softmax kernel, materializing [N, T, T] per head. Backward calls want all three gradients.
-// Times are cudaEvent intervals after 3 warm-up calls.
-#include <cublas_v2.h>
-#include <cuda_runtime.h>
-
+// First lines: the memory ceiling (a 1 GiB device-to-device copy, read + write bytes counted)
+// and the compute ceilings (a cuBLAS 8192^3 GEMM with float32 accumulation: SGEMM without TF32
+// for float32, tensor cores for bfloat16), see bench/cuda_bench_util.h. Every case reports ms
+// (median of `reps` calls, each timed alone with CUDA events after 3 warm-up calls; GroupNorm
+// after an L2 flush, attention as said below).
+//
+// GroupNorm+SiLU (32 groups, out = silu(groupnorm(x))): the UNet's maps at `batch` ([B,32,32,128],
+// [B,16,16,256], [B,8,8,256], [B,4,4,256]) plus two streaming sizes at batch 512 ([512,32,32,128],
+// [512,16,16,256]). Bytes count the activation tensors, each read or written once: forward reads x
+// and writes out (2 tensors); backward (dx, dgamma, dbeta, as training asks) reads x and dy and
+// writes dx (3 tensors). Not counted: gamma, beta and the statistics (negligible), and in the
+// backward the per-sample channel partial sums (3 C floats per sample, written, then read back by
+// the parameter-gradient kernel), which add 8 / (S x dtype size) to the counted bytes for S
+// spatial positions: 0.2 to 0.4% at 32x32, 0.8 to 1.6% at 16x16, 12 to 25% at 4x4.
+// "of_copy_bandwidth" = (bytes / time) / copy GB/s; "streaming" is true when one activation
+// tensor is at least twice the L2 size (so none of it can stay in L2).
+//
+// Attention (q, k, v, out [B, T, 256]) at T = 256 tokens (16x16, the UNet's attention) and T = 64
+// (8x8), 1 head (the CIFAR-10 config, head_dim 256) and 4 heads (head_dim 64). impl "fused":
+// kernels/cuda/attention.cu (flash style, SIMT float32 math, what the backend runs); impl
+// "unfused": kernels/cuda/attention_unfused.h (cuBLAS batched GEMMs + a softmax kernel,
+// materializing [B, T, T] per head). Benches: attention_forward, attention_backward (all three
+// gradients, from the saved output) and attention_forward_backward (both, one timed call, what
+// bench/pytorch_reference.py times for SDPA). FLOPs are the conventional ones, 2 per
+// multiply-add: forward 4 B H T^2 d (Q K^T and P V), backward 10 B H T^2 d (recomputed S, dP,
+// dV, dQ, dK), forward + backward 14 B H T^2 d; the softmax is not counted. Attention is timed
+// with a warm L2 ("ms": back-to-back calls, the inputs left in L2 by the previous call, as in a
+// training step and in the PyTorch reference) and also after an L2 flush ("ms_cold_l2");
+// TFLOP/s and "of_gemm_peak" (against the GEMM peak of the dtype) use "ms". The fused lines
+// carry "speedup_vs_unfused" = unfused ms / fused ms.
 #include <cstdio>
 #include <cstdlib>
-#include <string>
+#include <exception>
 #include <vector>
 
+#include "bench/cuda_bench_util.h"
 #include "engine/backend.h"
 #include "engine/tensor.h"
 #include "kernels/cuda/attention_unfused.h"
-#include "kernels/cuda/check_libs.h"
-#include "kernels/cuda/context.h"
 
 namespace {
 
@@ -35,202 +50,136 @@ using ddpm::Device;
 using ddpm::DType;
 using ddpm::Shape;
 using ddpm::Tensor;
+using ddpm::bench::JsonLine;
+namespace bench = ddpm::bench;
 
-struct Timer {
-  cudaEvent_t start = nullptr, stop = nullptr;
-  Timer() {
-    DDPM_CUDA_CHECK(cudaEventCreate(&start));
-    DDPM_CUDA_CHECK(cudaEventCreate(&stop));
-  }
-  ~Timer() {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-  }
-  // Milliseconds of fn on the engine's stream.
-  template <class Fn> double ms(Fn&& fn) const {
-    cudaStream_t s = ddpm::cuda::stream();
-    DDPM_CUDA_CHECK(cudaEventRecord(start, s));
-    fn();
-    DDPM_CUDA_CHECK(cudaEventRecord(stop, s));
-    DDPM_CUDA_CHECK(cudaEventSynchronize(stop));
-    float elapsed = 0;
-    DDPM_CUDA_CHECK(cudaEventElapsedTime(&elapsed, start, stop));
-    return static_cast<double>(elapsed);
-  }
-};
-
-// Milliseconds per call: `iterations` back-to-back calls after a warm-up.
-template <class Fn> double time_ms(int iterations, Fn&& fn) {
-  for (int i = 0; i < 3; ++i) fn();
-  return Timer().ms([&] {
-           for (int i = 0; i < iterations; ++i) fn();
-         }) /
-         iterations;
-}
-
-// Milliseconds per call with a cold L2: each call is timed alone after a flush.
-template <class Fn> double time_cold_ms(int iterations, const Tensor& flush, Fn&& fn) {
-  for (int i = 0; i < 3; ++i) fn();
-  const Timer timer;
-  double total = 0;
-  for (int i = 0; i < iterations; ++i) {
-    DDPM_CUDA_CHECK(cudaMemsetAsync(flush.raw(), i & 0xff, flush.nbytes(), ddpm::cuda::stream()));
-    total += timer.ms(fn);
-  }
-  return total / iterations;
-}
-
-Tensor random_cuda(const Shape& shape, DType dtype, uint64_t stream, double mean = 0.0, double stddev = 1.0) {
-  return Tensor::normal(shape, 2024, stream, mean, stddev, DType::F32).to(dtype).to(Device::CUDA);
-}
-
-const char* short_name(DType dt) { return dt == DType::F32 ? "f32" : "bf16"; }
-
-std::string shape_json(const Shape& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
-// cuBLAS GEMM throughput (TFLOP/s) at m = n = k = size, float32 accumulation.
-double gemm_peak(DType dt, int size, int iterations) {
-  const Shape square{size, size};
-  const Tensor a = random_cuda(square, dt, 1), b = random_cuda(square, dt, 2);
-  const Tensor c = Tensor::empty(square, dt, Device::CUDA);
-  const cudaDataType_t ty = dt == DType::F32 ? CUDA_R_32F : CUDA_R_16BF;
-  const float alpha = 1.0f, beta = 0.0f;
-  const double ms = time_ms(iterations, [&] {
-    DDPM_CUBLAS_CHECK(cublasGemmEx(ddpm::cuda::cublas(), CUBLAS_OP_N, CUBLAS_OP_N, size, size, size, &alpha, a.raw(),
-                                   ty, size, b.raw(), ty, size, &beta, c.raw(), ty, size, CUBLAS_COMPUTE_32F,
-                                   CUBLAS_GEMM_DEFAULT));
-  });
-  return 2.0 * size * static_cast<double>(size) * size / (ms * 1e-3) / 1e12;
-}
-
-void group_norm_cases(ddpm::Backend& gpu, const std::string& device, int64_t batch, int iterations,
-                      double copy_gbps, const Tensor& flush) {
-  const std::vector<Shape> maps = {{batch, 32, 32, 128}, {batch, 16, 16, 256}, {batch, 8, 8, 256}, {batch, 4, 4, 512}};
+void group_norm_cases(ddpm::Backend& gpu, int64_t batch, double copy_gbps, const bench::EventTimer& timer) {
+  const std::vector<Shape> maps = {{batch, 32, 32, 128}, {batch, 16, 16, 256}, {batch, 8, 8, 256},
+                                   {batch, 4, 4, 256},   {512, 32, 32, 128},   {512, 16, 16, 256}};
   const int groups = 32;
   for (DType dt : {DType::F32, DType::BF16})
     for (const Shape& shape : maps) {
-      const int64_t c = shape.back();
-      const Tensor x = random_cuda(shape, dt, 3, 0.5, 2.0), dy = random_cuda(shape, dt, 4);
-      const Tensor gamma = random_cuda({c}, dt, 5, 1.0, 0.2), beta = random_cuda({c}, dt, 6, 0.0, 0.2);
+      const int64_t n = shape.front(), c = shape.back();
+      const Tensor x = bench::random_cuda(shape, dt, 3, 0.5, 2.0), dy = bench::random_cuda(shape, dt, 4);
+      const Tensor gamma = bench::random_cuda({c}, dt, 5, 1.0, 0.2), beta = bench::random_cuda({c}, dt, 6, 0.0, 0.2);
       const Tensor out = Tensor::empty(shape, dt, Device::CUDA), dx = Tensor::empty(shape, dt, Device::CUDA);
-      const Tensor mean = Tensor::empty({batch, groups}, DType::F32, Device::CUDA);
-      const Tensor rstd = Tensor::empty({batch, groups}, DType::F32, Device::CUDA);
+      const Tensor mean = Tensor::empty({n, groups}, DType::F32, Device::CUDA);
+      const Tensor rstd = Tensor::empty({n, groups}, DType::F32, Device::CUDA);
       const Tensor dgamma = Tensor::empty({c}, dt, Device::CUDA), dbeta = Tensor::empty({c}, dt, Device::CUDA);
+      const ddpm::group_norm_fwd fwd{x, gamma, beta, out, mean, rstd, groups, 1e-5, true};
+      const ddpm::group_norm_bwd bwd{dy, x, gamma, beta, mean, rstd, groups, true, {dx, false}, {dgamma, false},
+                                     {dbeta, false}};
+      const double fwd_ms = timer.median_ms([&] { gpu.group_norm_forward(fwd); });
+      gpu.group_norm_forward(fwd);  // the backward reads the forward's statistics
+      const double bwd_ms = timer.median_ms([&] { gpu.group_norm_backward(bwd); });
       const double tensor_bytes = static_cast<double>(x.nbytes());
-      const double fwd_ms = time_cold_ms(iterations, flush, [&] {
-        gpu.group_norm_forward({x, gamma, beta, out, mean, rstd, groups, 1e-5, true});
-      });
-      const double bwd_ms = time_cold_ms(iterations, flush, [&] {
-        gpu.group_norm_backward({dy, x, gamma, beta, mean, rstd, groups, true, {dx, false}, {dgamma, false}, {dbeta, false}});
-      });
       for (int pass = 0; pass < 2; ++pass) {
         const double ms = pass == 0 ? fwd_ms : bwd_ms;
         const double bytes = (pass == 0 ? 2.0 : 3.0) * tensor_bytes;
-        const double rate = bytes / (ms * 1e-3) / 1e9;
-        std::printf(
-            "{\"bench\": \"group_norm_silu_%s\", \"device\": \"%s\", \"dtype\": \"%s\", \"shape\": %s, \"groups\": %d, "
-            "\"bytes\": %.0f, \"ms\": %.4f, \"gb_per_s\": %.1f, \"fraction_of_copy\": %.3f}\n",
-            pass == 0 ? "fwd" : "bwd", device.c_str(), short_name(dt), shape_json(shape).c_str(), groups, bytes, ms,
-            rate, rate / copy_gbps);
+        const double rate = bench::gb_per_s(bytes, ms);
+        JsonLine(pass == 0 ? "group_norm_silu_forward" : "group_norm_silu_backward")
+            .add("shape", shape)
+            .add("groups", groups)
+            .add("dtype", bench::short_dtype(dt))
+            .add("tensors_read", pass == 0 ? 1 : 2)
+            .add("tensors_written", 1)
+            .add("bytes", static_cast<long long>(bytes))
+            .add("streaming", bench::streaming(tensor_bytes))
+            .add("ms", ms)
+            .add("gb_per_s", rate)
+            .add("of_copy_bandwidth", rate / copy_gbps)
+            .print();
       }
     }
 }
 
-void attention_cases(ddpm::Backend& gpu, const std::string& device, int64_t batch, int iterations,
-                     const double (&peak)[2]) {
-  const int64_t t = 256, c = 256;
+void attention_cases(ddpm::Backend& gpu, int64_t batch, const double (&peak)[2], const bench::EventTimer& timer) {
+  const int64_t c = 256;
   for (DType dt : {DType::F32, DType::BF16})
-    for (int heads : {1, 4}) {
-      const Shape shape{batch, t, c};
-      const Tensor q = random_cuda(shape, dt, 7), k = random_cuda(shape, dt, 8), v = random_cuda(shape, dt, 9);
-      const Tensor dout = random_cuda(shape, dt, 10);
-      const Tensor out = Tensor::empty(shape, dt, Device::CUDA);
-      const Tensor dq = Tensor::empty(shape, dt, Device::CUDA), dk = Tensor::empty(shape, dt, Device::CUDA),
-                   dv = Tensor::empty(shape, dt, Device::CUDA);
-      const ddpm::attention_fwd fwd{q, k, v, out, heads};
-      const ddpm::attention_bwd bwd{dout, q, k, v, out, heads, {dq, false}, {dk, false}, {dv, false}};
-      const double fused_fwd = time_ms(iterations, [&] { gpu.attention_forward(fwd); });
-      const double unfused_fwd = time_ms(iterations, [&] { ddpm::cuda::attention_unfused_forward(fwd); });
-      gpu.attention_forward(fwd);  // the backward reads the fused forward's output
-      const double fused_bwd = time_ms(iterations, [&] { gpu.attention_backward(bwd); });
-      const double unfused_bwd = time_ms(iterations, [&] { ddpm::cuda::attention_unfused_backward(bwd); });
+    for (int64_t side : {16, 8})
+      for (int heads : {1, 4}) {
+        const int64_t t = side * side;
+        const Shape shape{batch, t, c};
+        const Tensor q = bench::random_cuda(shape, dt, 7), k = bench::random_cuda(shape, dt, 8),
+                     v = bench::random_cuda(shape, dt, 9), dout = bench::random_cuda(shape, dt, 10);
+        const Tensor out = Tensor::empty(shape, dt, Device::CUDA);
+        const Tensor dq = Tensor::empty(shape, dt, Device::CUDA), dk = Tensor::empty(shape, dt, Device::CUDA),
+                     dv = Tensor::empty(shape, dt, Device::CUDA);
+        const ddpm::attention_fwd fwd{q, k, v, out, heads};
+        const ddpm::attention_bwd bwd{dout, q, k, v, out, heads, {dq, false}, {dk, false}, {dv, false}};
+        gpu.attention_forward(fwd);  // the backwards read `out`: the fused forward's, for both impls
 
-      const double d = static_cast<double>(c / heads);
-      const double unit = static_cast<double>(batch) * heads * static_cast<double>(t) * t * d;  // N H T^2 d
-      const double gemm = peak[dt == DType::F32 ? 0 : 1];
-      struct Row {
-        const char* pass;
-        const char* path;
-        double ms, flops, speedup;
-      };
-      const Row rows[] = {{"fwd", "fused", fused_fwd, 4 * unit, unfused_fwd / fused_fwd},
-                          {"fwd", "unfused", unfused_fwd, 4 * unit, 1.0},
-                          {"bwd", "fused", fused_bwd, 10 * unit, unfused_bwd / fused_bwd},
-                          {"bwd", "unfused", unfused_bwd, 10 * unit, 1.0}};
-      for (const Row& r : rows) {
-        const double tflops = r.flops / (r.ms * 1e-3) / 1e12;
-        std::printf(
-            "{\"bench\": \"attention_%s\", \"path\": \"%s\", \"device\": \"%s\", \"dtype\": \"%s\", \"shape\": %s, "
-            "\"heads\": %d, \"d\": %d, \"ms\": %.4f, \"tflop_per_s\": %.2f, \"fraction_of_gemm_peak\": %.3f, "
-            "\"fused_speedup_over_unfused\": %.3f}\n",
-            r.pass, r.path, device.c_str(), short_name(dt), shape_json(shape).c_str(), heads, static_cast<int>(d), r.ms,
-            tflops, tflops / gemm, r.speedup);
+        // [impl: fused, unfused][pass: forward, backward, forward + backward][cache: warm, cold]
+        double ms[2][3][2] = {};
+        for (int impl = 0; impl < 2; ++impl)
+          for (int pass = 0; pass < 3; ++pass)
+            for (int cold = 0; cold < 2; ++cold) {
+              const bench::Cache cache = cold ? bench::Cache::Cold : bench::Cache::Warm;
+              ms[impl][pass][cold] = timer.median_ms(
+                  [&] {
+                    if (pass != 1) {
+                      if (impl == 0)
+                        gpu.attention_forward(fwd);
+                      else
+                        ddpm::cuda::attention_unfused_forward(fwd);
+                    }
+                    if (pass != 0) {
+                      if (impl == 0)
+                        gpu.attention_backward(bwd);
+                      else
+                        ddpm::cuda::attention_unfused_backward(bwd);
+                    }
+                  },
+                  cache);
+            }
+
+        const int64_t d = c / heads;
+        const double unit = static_cast<double>(batch) * heads * static_cast<double>(t) * t * d;  // B H T^2 d
+        const double gemm = peak[dt == DType::F32 ? 0 : 1];
+        const char* names[3] = {"attention_forward", "attention_backward", "attention_forward_backward"};
+        const double flop_units[3] = {4.0, 10.0, 14.0};
+        for (int pass = 0; pass < 3; ++pass)
+          for (int impl = 0; impl < 2; ++impl) {
+            const double flops = flop_units[pass] * unit;
+            const double rate = bench::tflop_per_s(flops, ms[impl][pass][0]);
+            JsonLine line(names[pass]);
+            line.add("shape", shape)
+                .add("batch", batch)
+                .add("tokens", t)
+                .add("resolution", side)
+                .add("channels", c)
+                .add("heads", heads)
+                .add("head_dim", d)
+                .add("dtype", bench::short_dtype(dt))
+                .add("impl", impl == 0 ? "fused" : "unfused")
+                .add("flops", flops)
+                .add("ms", ms[impl][pass][0])
+                .add("ms_cold_l2", ms[impl][pass][1])
+                .add("tflop_per_s", rate)
+                .add("of_gemm_peak", rate / gemm);
+            if (impl == 0) line.add("speedup_vs_unfused", ms[1][pass][0] / ms[0][pass][0]);
+            line.print();
+          }
       }
-    }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (!ddpm::cuda_available()) {
-    std::fprintf(stderr, "bench_cuda_norm_attention: no CUDA device on this machine\n");
-    return 1;
-  }
+  if (!bench::require_cuda("bench_cuda_norm_attention")) return 77;
   const int64_t batch = argc > 1 ? std::atoll(argv[1]) : 128;
-  const int iterations = argc > 2 ? std::atoi(argv[2]) : 20;
-  if (batch <= 0 || iterations <= 0) {
-    std::fprintf(stderr, "usage: bench_cuda_norm_attention [batch > 0] [iterations > 0]\n");
+  const int reps = argc > 2 ? std::atoi(argv[2]) : 20;
+  if (batch <= 0 || reps <= 0) {
+    std::fprintf(stderr, "usage: bench_cuda_norm_attention [batch > 0] [reps > 0]\n");
     return 2;
   }
   try {
     ddpm::Backend& gpu = ddpm::cuda_backend();
-    const std::string device = ddpm::cuda::device_properties().name;
-
-    // Memory ceiling: copy 1 GiB device to device, counting the read and the write.
-    const int64_t copy_bytes = int64_t{1} << 30;
-    double copy_gbps = 0;
-    {
-      const Tensor src = Tensor::zeros({copy_bytes / 4}, DType::F32, Device::CUDA);
-      const Tensor dst = Tensor::empty({copy_bytes / 4}, DType::F32, Device::CUDA);
-      const double ms = time_ms(iterations, [&] {
-        DDPM_CUDA_CHECK(cudaMemcpyAsync(dst.raw(), src.raw(), static_cast<size_t>(copy_bytes),
-                                        cudaMemcpyDeviceToDevice, ddpm::cuda::stream()));
-      });
-      copy_gbps = 2.0 * static_cast<double>(copy_bytes) / (ms * 1e-3) / 1e9;
-      std::printf("{\"bench\": \"memcpy_d2d\", \"device\": \"%s\", \"bytes_per_copy\": %lld, \"ms\": %.4f, "
-                  "\"gb_per_s\": %.1f}\n",
-                  device.c_str(), static_cast<long long>(copy_bytes), ms, copy_gbps);
-    }
-
-    // GEMM ceilings, float32 and bfloat16 inputs.
-    double peak[2] = {0, 0};
-    for (int i = 0; i < 2; ++i) {
-      const DType dt = i == 0 ? DType::F32 : DType::BF16;
-      peak[i] = gemm_peak(dt, 8192, i == 0 ? 5 : 20);
-      std::printf("{\"bench\": \"cublas_gemm_peak\", \"device\": \"%s\", \"dtype\": \"%s\", \"size\": 8192, "
-                  "\"tflop_per_s\": %.2f}\n",
-                  device.c_str(), short_name(dt), peak[i]);
-    }
-
-    {
-      const Tensor flush = Tensor::empty({int64_t{64} << 20}, DType::F32, Device::CUDA);  // 256 MiB
-      group_norm_cases(gpu, device, batch, iterations, copy_gbps, flush);
-    }
-    attention_cases(gpu, device, batch, iterations, peak);
+    const bench::EventTimer timer(reps);
+    const double copy_gbps = bench::measure_copy_bandwidth(timer);
+    const double peak[2] = {bench::measure_gemm_peak(DType::F32, timer), bench::measure_gemm_peak(DType::BF16, timer)};
+    group_norm_cases(gpu, batch, copy_gbps, timer);
+    attention_cases(gpu, batch, peak, timer);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_cuda_norm_attention: %s\n", e.what());
     return 1;

@@ -18,5 +18,7 @@ bool cuda_available();
 // Makes GPU `ordinal` modulo the device count this process's device (one GPU per data-parallel
 // rank); call before any CUDA work. Does nothing without a GPU.
 void use_cuda_device(int ordinal);
+// Waits until the device has finished the work queued so far (a no-op on the CPU): for timing.
+void synchronize(Device device);
 
 }  // namespace ddpm

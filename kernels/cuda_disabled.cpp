@@ -14,6 +14,7 @@ namespace {
 
 bool cuda_available() { return false; }
 void use_cuda_device(int) {}
+void synchronize(Device) {}
 Allocator& cuda_allocator() { no_cuda(); }
 void cuda_copy_bytes(void*, Device, const void*, Device, size_t) { no_cuda(); }
 void cuda_zero_bytes(void*, size_t) { no_cuda(); }

@@ -11,18 +11,6 @@
 
 namespace ddpm {
 
-namespace {
-// One example's shape without decoding the whole data set where the dataset's kind tells it.
-Shape image_shape_of(const Json& config) {
-  const std::string name = config.at("data").at("dataset");
-  if (name == "fashion-mnist" || name == "mnist") return {28, 28, 1};
-  if (name == "cifar10") return {32, 32, 3};
-  if (name == "toy") return {1, 1, 2};
-  const ImageSet set = load_dataset(config, "train");
-  return {set.height(), set.width(), set.channels()};
-}
-}  // namespace
-
 int info_command(const RunArgs& args) {
   Json config, state;
   if (!args.run_dir.empty()) {

@@ -72,6 +72,15 @@ GaussianDiffusion build_diffusion(const Json& config) {
   return GaussianDiffusion(Schedule(parse_beta_schedule(d.at("schedule")), d.at("steps").get<int>(), d.at("scale_to_1000")), c);
 }
 
+Shape image_shape_of(const Json& config) {
+  const std::string name = config.at("data").at("dataset");
+  if (name == "fashion-mnist" || name == "mnist") return {28, 28, 1};
+  if (name == "cifar10") return {32, 32, 3};
+  if (name == "toy") return {1, 1, 2};
+  const ImageSet set = load_dataset(config, "train");
+  return {set.height(), set.width(), set.channels()};
+}
+
 std::unique_ptr<Denoiser> build_model(const Json& config, const Shape& image_shape) {
   const Json& m = config.at("model");
   const bool learned = parse_variance(config.at("diffusion").at("variance")) == VarianceType::LearnedRange;

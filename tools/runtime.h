@@ -17,6 +17,9 @@ Device choose_device(const std::string& setting);
 // The split ("train" or "test") of the configured dataset, on the CPU.
 ImageSet load_dataset(const Json& config, const std::string& split);
 
+// One example's shape {H, W, C}, without reading the data where the dataset's kind tells it.
+Shape image_shape_of(const Json& config);
+
 // image_shape = {H, W, C} of one example.
 std::unique_ptr<Denoiser> build_model(const Json& config, const Shape& image_shape);
 GaussianDiffusion build_diffusion(const Json& config);

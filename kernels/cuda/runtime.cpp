@@ -32,6 +32,10 @@ bool cuda_available() {
   return count > 0;
 }
 
+void synchronize(Device device) {
+  if (device == Device::CUDA) DDPM_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
+}
+
 void use_cuda_device(int ordinal) {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {

@@ -1,0 +1,191 @@
+// End-to-end speed of the engine on a config's model: a training step, a sampling step and a whole
+// ancestral sampling run, timed the way bench/pytorch_reference.py times PyTorch's. One JSON line
+// per case on stdout.
+//
+//   bench_end_to_end --config FILE [--device cpu|cuda] [--batch N] [--cases train,sample,sample_run]
+//                    [--iters K] [--warmup W] [--run-steps S] [--set section.key=value ...]
+//
+// train_step: what `ddpm train` does per step minus data loading: random x0 in [-1, 1], uniform
+//   t, fused q_sample, the model, the configured loss, backward, gradient clipping, Adam with the
+//   fused EMA update. In bfloat16 mixed precision when train.mixed_precision is true (GPU).
+// sample_step: one ancestral step (the model without gradients, dropout off, then the fused
+//   reverse-step kernel), measured as a 10-step respaced chain divided by 10.
+// sample_run: a whole ancestral chain of --run-steps steps (default: every step of the diffusion)
+//   for --batch images; reported per run and per step.
+// Times: the median of K timed iterations after W warm-ups, each ended by a device synchronize.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "diffusion/samplers.h"
+#include "diffusion/schedule.h"
+#include "diffusion/timestep_sampler.h"
+#include "engine/autograd.h"
+#include "engine/cpu_runtime.h"
+#include "engine/nn/parameters.h"
+#include "engine/ops.h"
+#include "engine/optim/adam.h"
+#include "engine/optim/ema.h"
+#include "tools/config.h"
+#include "tools/runtime.h"
+
+namespace {
+
+using namespace ddpm;
+
+struct Options {
+  std::string config_file, device = "auto", cases = "train,sample";
+  std::vector<std::string> overrides;
+  int64_t batch = 0;  // 0: the config's train.batch_size
+  int iters = 10, warmup = 3, run_steps = 0;
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      DDPM_CHECK(i + 1 < argc, "bench_end_to_end: ", arg, " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--config") o.config_file = value();
+    else if (arg == "--device") o.device = value();
+    else if (arg == "--batch") o.batch = std::atoll(value().c_str());
+    else if (arg == "--cases") o.cases = value();
+    else if (arg == "--iters") o.iters = std::atoi(value().c_str());
+    else if (arg == "--warmup") o.warmup = std::atoi(value().c_str());
+    else if (arg == "--run-steps") o.run_steps = std::atoi(value().c_str());
+    else if (arg == "--set") o.overrides.push_back(value());
+    else detail::fail("bench_end_to_end: unknown option '", arg, "' (see the comment at the top of bench/bench_end_to_end.cpp)");
+  }
+  DDPM_CHECK(!o.config_file.empty(), "bench_end_to_end: --config FILE is required");
+  DDPM_CHECK(o.iters >= 1 && o.warmup >= 0, "bench_end_to_end: need --iters >= 1 and --warmup >= 0");
+  return o;
+}
+
+// Median and minimum milliseconds of fn over `iters` runs after `warmup` runs.
+template <class Fn>
+std::pair<double, double> time_ms(Device device, int warmup, int iters, Fn&& fn) {
+  for (int i = 0; i < warmup; ++i) fn();
+  synchronize(device);
+  std::vector<double> ms;
+  for (int i = 0; i < iters; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    synchronize(device);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return {ms[ms.size() / 2], ms.front()};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  configure_cpu_runtime(argv);
+  try {
+    const Options o = parse(argc, argv);
+    Json config = resolve_config(o.config_file, o.overrides);
+    config["train"]["device"] = o.device;
+    const Device device = choose_device(o.device);
+    apply_conv_impl(config);
+    const Json& t = config.at("train");
+    const int64_t batch = o.batch > 0 ? o.batch : t.at("batch_size").get<int64_t>();
+    const bool mixed = t.at("mixed_precision");
+    DDPM_CHECK(!mixed || device == Device::CUDA, "bench_end_to_end: train.mixed_precision needs the GPU");
+
+    const Shape image_shape = image_shape_of(config);
+    Shape batch_shape{batch};
+    batch_shape.insert(batch_shape.end(), image_shape.begin(), image_shape.end());
+    std::unique_ptr<Denoiser> model = build_model(config, image_shape);
+    ParameterSet params(*model, 1, device);
+    Adam adam(params, {t.at("lr").get<double>(), 0.9, 0.999, 1e-8, t.at("weight_decay").get<double>(), t.at("adamw").get<bool>()});
+    Ema ema(params, t.at("ema_decay"));
+    const GaussianDiffusion diffusion = build_diffusion(config);
+    const double clip = t.at("grad_clip");
+
+    const std::string config_name = std::filesystem::path(o.config_file).stem().string();
+    auto report = [&](const char* bench, int64_t images, std::pair<double, double> ms, Json extra = Json::object()) {
+      Json line{{"side", "ddpm"},
+                {"bench", bench},
+                {"config", config_name},
+                {"device", device_name(device)},
+                {"batch", batch},
+                {"variant", mixed ? "bf16_mixed" : "fp32"},
+                {"ms", ms.first},
+                {"ms_min", ms.second},
+                {"iters", o.iters},
+                {"images_per_s", 1000.0 * static_cast<double>(images) / ms.first},
+                {"params", params.count()}};
+      line.update(extra);
+      std::printf("%s\n", line.dump().c_str());
+      std::fflush(stdout);
+    };
+    std::set<std::string> cases;
+    for (std::stringstream list(o.cases); list.good();) {
+      std::string c;
+      std::getline(list, c, ',');
+      DDPM_CHECK(c == "train" || c == "sample" || c == "sample_run", "bench_end_to_end: unknown case '", c,
+                 "' (train, sample, sample_run)");
+      cases.insert(c);
+    }
+
+    uint64_t step = 0;
+    if (cases.count("train")) {
+      const UniformTimestepSampler timesteps(diffusion.steps());
+      auto train_step = [&] {
+        ++step;
+        const Tensor x0 = Tensor::uniform(batch_shape, 2, step, -1, 1, DType::F32, device);
+        const std::vector<int> ts = timesteps.draw(static_cast<int>(batch), 7, step).t;
+        model->train(true);
+        ModelFn network = model_fn(*model, {3, step});
+        if (mixed) network = in_bfloat16(std::move(network));
+        const Tensor loss = mean(diffusion.training_losses(network, x0, ts, 4, step).loss);
+        params.zero_grad();
+        backward(loss);
+        if (clip > 0) clip_grad_norm(params, clip);
+        adam.step(2e-4, 1.0, &ema);
+      };
+      report("train_step", batch, time_ms(device, o.warmup, o.iters, train_step));
+    }
+    model->train(false);
+    NoGradGuard no_grad;
+    ModelFn network = model_fn(*model, {3, 0});
+    if (mixed) network = in_bfloat16(std::move(network));
+    const DType dtype = DType::F32;
+    if (cases.count("sample")) {
+      constexpr int kChain = 10;
+      const GaussianDiffusion chain = diffusion.respaced(spaced_steps(diffusion.steps(), kChain));
+      auto run = [&] {
+        SampleOptions so;
+        so.seed = 5;
+        so.stream = ++step;
+        (void)sample_ancestral(chain, network, batch_shape, dtype, device, so);
+      };
+      auto ms = time_ms(device, o.warmup, o.iters, run);
+      report("sample_step", batch, {ms.first / kChain, ms.second / kChain}, {{"measured_as", "10-step chain / 10"}});
+    }
+    if (cases.count("sample_run")) {
+      const int steps = o.run_steps > 0 ? o.run_steps : diffusion.steps();
+      const GaussianDiffusion chain = steps == diffusion.steps() ? diffusion : diffusion.respaced(spaced_steps(diffusion.steps(), steps));
+      auto run = [&] {
+        SampleOptions so;
+        so.seed = 6;
+        so.stream = ++step;
+        (void)sample_ancestral(chain, network, batch_shape, dtype, device, so);
+      };
+      const auto ms = time_ms(device, 0, 1, run);
+      report("sample_run", batch, ms, {{"steps", steps}, {"ms_per_step", ms.first / steps}});
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_end_to_end: error: %s\n", e.what());
+    return 1;
+  }
+}
