@@ -14,6 +14,7 @@
 
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/fast_exp.h"
 
 namespace ddpm {
 
@@ -58,7 +59,7 @@ void attention_probs(const T* q, const T* k, const AttentionDims& a, int64_t fir
     const T row_max = *std::max_element(row, row + a.t);
     double total = 0;
     for (int64_t j = 0; j < a.t; ++j) {
-      row[j] = std::exp(row[j] - row_max);
+      row[j] = cpu::exp_vectorizable(row[j] - row_max);
       total += static_cast<double>(row[j]);
     }
     const T inv = static_cast<T>(1.0 / total);

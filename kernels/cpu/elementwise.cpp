@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/fast_exp.h"
 
 namespace ddpm {
 
@@ -127,7 +128,7 @@ void binary_backward(Binary op, const BinaryBwd& args) {
 
 template <class T>
 T sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(-x));
+  return T(1) / (T(1) + cpu::exp_vectorizable(-x));
 }
 }  // namespace
 

@@ -4,6 +4,9 @@
 //   xhat = (x - mean) * rstd, rstd = 1 / sqrt(var + eps) (biased variance)
 //   y = xhat * gamma[c] + beta[c], out = y or silu(y)
 // The backward recomputes xhat (and y, for the fused SiLU) from x and the saved mean and rstd.
+// Sums accumulate in double and x - mean is formed in double (a float32 mean of 1e4 is off by
+// 5e-4); the rest of the per-element arithmetic runs in the tensor's type (float32 loops vectorize
+// twice as wide, and float32 exp is the vectorizable one of kernels/cpu/fast_exp.h).
 //
 // Every pass reads whole contiguous rows x[n, s, :] (a group is only Cg channels wide, often less
 // than a cache line): reductions first sum per channel over blocks of rows, then combine the
@@ -14,6 +17,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/fast_exp.h"
 
 namespace ddpm {
 
@@ -87,6 +91,11 @@ std::vector<double> widened(const T* v, int64_t count) {
   return std::vector<double>(v, v + count);
 }
 
+template <class T>
+std::vector<T> narrowed(const std::vector<double>& v) {
+  return std::vector<T>(v.begin(), v.end());
+}
+
 // The saved mean and rstd may be in x's dtype or in float64: a float32 mean of a large-mean
 // input is off by up to half an ulp (5e-4 at 1e4), and the backward's xhat inherits that error.
 void save_statistics(const Tensor& t, const std::vector<double>& values) {
@@ -105,15 +114,19 @@ std::vector<double> load_statistics(const Tensor& t) {
   return values;
 }
 
-// The SiLU parts run in the tensor's type: float exp for float32 (the normalization itself is
-// already done in double by then).
+// x - mean in double, then back to T: the one step whose rounding matters at a large mean.
+template <class T>
+T centered(T x, double mean) {
+  return static_cast<T>(static_cast<double>(x) - mean);
+}
+
 template <class T>
 T silu(T y) {
-  return y / (T(1) + std::exp(-y));
+  return y / (T(1) + cpu::exp_vectorizable(-y));
 }
 template <class T>
 T silu_grad(T y) {  // s (1 + y (1 - s)), s = sigmoid(y)
-  const T s = T(1) / (T(1) + std::exp(-y));
+  const T s = T(1) / (T(1) + cpu::exp_vectorizable(-y));
   return s * (T(1) + y * (T(1) - s));
 }
 
@@ -162,17 +175,17 @@ void CpuBackend::group_norm_forward(const group_norm_fwd& args) {
     // Pass 3, over rows (n, s): y = (x - mean) * (rstd * gamma) + beta.
     std::vector<double> channel_scale = per_channel(rstd, d);  // [N, C]
     for (int64_t i = 0; i < d.n * d.c; ++i) channel_scale[at(i)] *= static_cast<double>(gamma[i % d.c]);
+    const std::vector<T> scale_t = narrowed<T>(channel_scale);
     const int64_t rows = d.n * d.s;
     const bool fuse_silu = args.fuse_silu;
 #pragma omp parallel for if (rows * d.c > kParallelGrain)
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t n = r / d.s;
       const double* m = channel_mean.data() + n * d.c;
-      const double* sc = channel_scale.data() + n * d.c;
+      const T* sc = scale_t.data() + n * d.c;
       const T* xr = x + r * d.c;
       T* yr = out + r * d.c;
-      for (int64_t c = 0; c < d.c; ++c)
-        yr[c] = static_cast<T>((static_cast<double>(xr[c]) - m[c]) * sc[c] + static_cast<double>(beta[c]));
+      for (int64_t c = 0; c < d.c; ++c) yr[c] = centered(xr[c], m[c]) * sc[c] + beta[c];
       if (fuse_silu)
         for (int64_t c = 0; c < d.c; ++c) yr[c] = silu(yr[c]);
     }
@@ -186,10 +199,11 @@ void CpuBackend::group_norm_backward(const group_norm_bwd& args) {
     const GroupDims d = group_dims(args.x, args.groups);
     const T* x = args.x.data<T>();
     const T* grad_out = args.grad_out.data<T>();
-    const std::vector<double> gamma = widened(args.gamma.data<T>(), d.c);
-    const std::vector<double> beta = widened(args.beta.data<T>(), d.c);
+    const T* gamma_t = args.gamma.data<T>();
+    const T* beta_t = args.beta.data<T>();
+    const std::vector<double> gamma = widened(gamma_t, d.c);
     const std::vector<double> channel_mean = per_channel(load_statistics(args.mean), d);  // [N, C]
-    const std::vector<double> channel_rstd = per_channel(load_statistics(args.rstd), d);  // [N, C]
+    const std::vector<T> channel_rstd = narrowed<T>(per_channel(load_statistics(args.rstd), d));  // [N, C]
     const bool fuse_silu = args.fuse_silu;
 
     // dy [N, S, C]: the gradient at y = xhat * gamma + beta. Without the SiLU it is grad_out;
@@ -202,19 +216,19 @@ void CpuBackend::group_norm_backward(const group_norm_bwd& args) {
     // gamma) they give the two means the x gradient needs.
     auto sum_rows = [&](int64_t n, int64_t s0, int64_t s1, double* acc) {
       const double* m = channel_mean.data() + n * d.c;
-      const double* rs = channel_rstd.data() + n * d.c;
+      const T* rs = channel_rstd.data() + n * d.c;
       for (int64_t s = s0; s < s1; ++s) {
         const int64_t row = (n * d.s + s) * d.c;
         const T* xr = x + row;
         if (fuse_silu)
           for (int64_t c = 0; c < d.c; ++c) {
-            const double y = (static_cast<double>(xr[c]) - m[c]) * rs[c] * gamma[at(c)] + beta[at(c)];
-            silu_dy[at(row + c)] = grad_out[row + c] * silu_grad(static_cast<T>(y));
+            const T y = centered(xr[c], m[c]) * rs[c] * gamma_t[c] + beta_t[c];
+            silu_dy[at(row + c)] = grad_out[row + c] * silu_grad(y);
           }
         for (int64_t c = 0; c < d.c; ++c) {
-          const double xhat = (static_cast<double>(xr[c]) - m[c]) * rs[c];
+          const T xhat = centered(xr[c], m[c]) * rs[c];
           acc[c] += static_cast<double>(dy[row + c]);
-          acc[d.c + c] += static_cast<double>(dy[row + c]) * xhat;
+          acc[d.c + c] += static_cast<double>(dy[row + c] * xhat);
         }
       }
     };
@@ -238,9 +252,9 @@ void CpuBackend::group_norm_backward(const group_norm_bwd& args) {
     // With h = dy * gamma (the gradient at xhat), per (sample, group):
     //   dx = rstd * (h - mean(h) - xhat * mean(h * xhat))
     const double inv_count = 1.0 / static_cast<double>(d.count());
-    const std::vector<double> mean_h = per_channel(group_sums(sums, d, 2 * d.c, 0, inv_count, &gamma), d);
-    const std::vector<double> mean_h_xhat =
-        per_channel(group_sums(sums, d, 2 * d.c, d.c, inv_count, &gamma), d);
+    const std::vector<T> mean_h = narrowed<T>(per_channel(group_sums(sums, d, 2 * d.c, 0, inv_count, &gamma), d));
+    const std::vector<T> mean_h_xhat =
+        narrowed<T>(per_channel(group_sums(sums, d, 2 * d.c, d.c, inv_count, &gamma), d));
 
     // Pass 2, over rows (n, s).
     T* grad_x = args.grad_x.tensor.data<T>();
@@ -249,14 +263,19 @@ void CpuBackend::group_norm_backward(const group_norm_bwd& args) {
 #pragma omp parallel for if (rows * d.c > kParallelGrain)
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t nc = (r / d.s) * d.c;  // first channel of this sample in the [N, C] tables
-      for (int64_t c = 0; c < d.c; ++c) {
-        const int64_t i = r * d.c + c;
-        const double rs = channel_rstd[at(nc + c)];
-        const double xhat = (static_cast<double>(x[i]) - channel_mean[at(nc + c)]) * rs;
-        const double h = static_cast<double>(dy[i]) * gamma[at(c)];
-        const double dx = rs * (h - mean_h[at(nc + c)] - xhat * mean_h_xhat[at(nc + c)]);
-        put(grad_x, i, static_cast<T>(dx), accumulate);
-      }
+      const T* rs = channel_rstd.data() + nc;
+      const double* m = channel_mean.data() + nc;
+      const T* mh = mean_h.data() + nc;
+      const T* mhx = mean_h_xhat.data() + nc;
+      const T* xr = x + r * d.c;
+      const T* dyr = dy + r * d.c;
+      T* gx = grad_x + r * d.c;
+      if (accumulate)
+        for (int64_t c = 0; c < d.c; ++c)
+          gx[c] += rs[c] * (dyr[c] * gamma_t[c] - mh[c] - centered(xr[c], m[c]) * rs[c] * mhx[c]);
+      else
+        for (int64_t c = 0; c < d.c; ++c)
+          gx[c] = rs[c] * (dyr[c] * gamma_t[c] - mh[c] - centered(xr[c], m[c]) * rs[c] * mhx[c]);
     }
   });
 }

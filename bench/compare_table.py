@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Turns the JSON lines of bench/compare.sh (engine and PyTorch, one run) into Markdown tables of
+ratios, with the targets of issue 6 marked met or not. Standard library only.
+
+    python3 bench/compare_table.py results.jsonl
+
+End to end: "vs PyTorch best" = PyTorch's fastest variant's median ms / the engine's median ms
+(above 1: the engine is faster). Kernels: the fraction of the limit measured in the same run.
+"""
+import json
+import sys
+
+# (bench, device) -> minimum speed-up over PyTorch's best configuration.
+END_TO_END_TARGETS = {("train_step", "cuda"): 1.3, ("sample_step", "cuda"): 1.3, ("train_step", "cpu"): 1.0}
+# bench -> minimum fraction of the measured copy bandwidth, at streaming sizes.
+BANDWIDTH_TARGETS = {"q_sample": 0.9, "group_norm_silu_forward": 0.8}
+ATTENTION_TARGET = 0.9  # engine forward at 256 tokens vs PyTorch's best SDPA backend
+
+
+def load(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.startswith("{")]
+
+
+def verdict(value, target):
+    if target is None:
+        return ""
+    return f"{'met' if value >= target else 'NOT met'} (>= {target:g})"
+
+
+def end_to_end(lines):
+    rows = []
+    keys = sorted({(l["bench"], l["config"], l["device"], l["batch"]) for l in lines
+                   if l.get("side") == "ddpm" and "config" in l})
+    for bench, config, device, batch in keys:
+        same = [l for l in lines if (l.get("bench"), l.get("config"), l.get("device"), l.get("batch"))
+                == (bench, config, device, batch)]
+        torch_runs = [l for l in same if l["side"] == "pytorch" and "ms" in l]
+        best = min(torch_runs, key=lambda l: l["ms"]) if torch_runs else None
+        for ours in (l for l in same if l["side"] == "ddpm"):
+            ratio = best["ms"] / ours["ms"] if best else None
+            target = END_TO_END_TARGETS.get((bench, device)) if ours["variant"] != "fp32" or device == "cpu" else None
+            rows.append([f"{bench} {config} b{batch} {device}", ours["variant"], f"{ours['ms']:.2f}",
+                         f"{best['variant']} {best['ms']:.2f}" if best else "-",
+                         f"{ratio:.2f}x" if ratio else "-", verdict(ratio, target) if ratio else ""])
+    print("## End to end: the engine against PyTorch's fastest configuration\n")
+    table(["case", "engine", "engine ms", "PyTorch best (ms)", "vs PyTorch best", "target"], rows)
+    rows = [[f"{l['bench']} {l['config']} b{l['batch']} {l['device']}", l["variant"],
+             f"{l['ms']:.2f}" if "ms" in l else "skipped: " + l.get("skipped", "?")[:60]]
+            for l in lines if l.get("side") == "pytorch" and "config" in l and l.get("bench") in ("train_step", "sample_step")]
+    if rows:
+        print("\nEvery PyTorch variant:\n")
+        table(["case", "variant", "ms"], rows)
+    runs = [l for l in lines if l.get("side") == "ddpm" and l.get("bench") == "sample_run"]
+    for l in runs:
+        print(f"\nWhole ancestral run: {l['batch']} images x {l['steps']} steps in {l['ms'] / 1000:.1f} s "
+              f"({l['ms_per_step']:.2f} ms per step, {l['variant']}).")
+
+
+def kernels(lines):
+    rows = []
+    for l in lines:
+        if l.get("side") != "ddpm" or not ("of_copy_bandwidth" in l or "of_gemm_peak" in l):
+            continue
+        limit = "copy bandwidth" if "of_copy_bandwidth" in l else "bf16/f32 GEMM peak"
+        fraction = l.get("of_copy_bandwidth", l.get("of_gemm_peak"))
+        target = BANDWIDTH_TARGETS.get(l["bench"]) if l.get("streaming") else None
+        detail = " ".join(str(l[k]) for k in ("shape", "impl", "mode", "noise", "tokens") if k in l)
+        rows.append([l["bench"], detail, l.get("dtype", ""), f"{l['ms']:.3f}",
+                     f"{fraction:.2f} of {limit}" if fraction is not None else "-",
+                     verdict(fraction, target) if fraction is not None else ""])
+    if rows:
+        print("\n## Kernels against limits measured in the same run\n")
+        table(["kernel", "case", "dtype", "ms", "achieved", "target"], rows)
+
+
+def attention(lines):
+    rows = []
+    for ours in lines:
+        if not (ours.get("side") == "ddpm" and ours.get("bench") == "attention_forward"
+                and ours.get("impl") == "fused" and ours.get("dtype") == "bf16"):
+            continue
+        peers = [l for l in lines if l.get("side") == "pytorch" and l.get("bench") == "attention_forward"
+                 and "ms" in l and (l.get("tokens"), l.get("batch"), l.get("heads"))
+                 == (ours["tokens"], ours["batch"], ours["heads"])]
+        if not peers:
+            continue
+        best = min(peers, key=lambda l: l["ms"])
+        ratio = best["ms"] / ours["ms"]
+        rows.append([f"{ours['tokens']} tokens, batch {ours['batch']}, {ours['heads']} head(s)", f"{ours['ms']:.3f}",
+                     f"{best['variant']} {best['ms']:.3f}", f"{ratio:.2f}x",
+                     verdict(ratio, ATTENTION_TARGET if ours["tokens"] == 256 else None)])
+    if rows:
+        print("\n## Attention forward (bf16): the engine's fused kernel against PyTorch's best SDPA backend\n")
+        table(["shape", "engine ms", "PyTorch best (ms)", "vs PyTorch best", "target"], rows)
+
+
+def table(header, rows):
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for r in rows:
+        print("| " + " | ".join(str(c) for c in r) + " |")
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: compare_table.py results.jsonl")
+    lines = load(sys.argv[1])
+    end_to_end(lines)
+    kernels(lines)
+    attention(lines)
+
+
+if __name__ == "__main__":
+    main()
