@@ -6,6 +6,7 @@
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_utils.cuh"
+#include "kernels/cuda/philox_blocks.cuh"
 #include "kernels/diffusion_math.h"
 
 namespace ddpm {
@@ -44,34 +45,49 @@ T* optional_out(const Tensor& t) {
   return t.defined() ? cuda::ptr<T>(t) : nullptr;
 }
 
-// x_t = sqrt(abar) x0 + sqrt(1 - abar) eps per element; eps drawn or read; v target optional.
+// x_t = sqrt(abar) x0 + sqrt(1 - abar) eps per element; eps drawn (one thread per Philox block of
+// four elements, DrawBlocks) or read (one thread per element); v target optional.
 template <class T>
 __global__ void q_sample_kernel(const T* x0, const float* t, Table table, int64_t per, int64_t total, T* x_t,
                                 T* noise, T* v, bool noise_given, uint64_t seed, uint64_t stream, uint64_t offset) {
-  DDPM_GRID_STRIDE(i, total) {
+  auto one = [&](int64_t i, float eps) {
     const auto c = table.at(static_cast<int>(t[i / per]));
     const float x = load_f(x0, i);
-    const float eps = noise_given ? load_f(noise, i) : philox::normal(seed, stream, offset + static_cast<uint64_t>(i));
-    if (!noise_given) store_f(noise, i, eps);
     store_f(x_t, i, c[kSqrtAbar] * x + c[kSqrtOneMinusAbar] * eps);
     if (v) store_f(v, i, c[kSqrtAbar] * eps - c[kSqrtOneMinusAbar] * x);
+  };
+  if (noise_given) {
+    DDPM_GRID_STRIDE(i, total) one(i, load_f(noise, i));
+    return;
+  }
+  const cuda::DrawBlocks blocks = cuda::draw_blocks(total, offset);
+  DDPM_GRID_STRIDE(b, blocks.count) {
+    cuda::draw_block<true>(seed, stream, offset, total, blocks.first + static_cast<uint64_t>(b), [&](int64_t i, float eps) {
+      store_f(noise, i, eps);
+      one(i, eps);
+    });
   }
 }
 
+// One thread per Philox block of four elements; x_prev may alias x_t (each thread reads its own
+// elements before writing them).
 template <class T>
 __global__ void reverse_step_kernel(dm::ReverseStep settings, const T* x_t, const T* out, const T* var, Table table,
                                     int64_t total, T* x_prev, T* x0_pred, T* mean, T* log_var, uint64_t seed,
                                     uint64_t stream) {
   const auto c = table.at(settings.step);
-  DDPM_GRID_STRIDE(i, total) {
-    const float z = philox::normal(seed, stream, static_cast<uint64_t>(i));
-    float x0, m, lv;
-    const dm::ReverseOutputs<float> extra{x0_pred ? &x0 : nullptr, mean ? &m : nullptr, log_var ? &lv : nullptr};
-    const float next = dm::reverse_element(settings, c, load_f(x_t, i), load_f(out, i), var ? load_f(var, i) : 0.0f, z, extra);
-    store_f(x_prev, i, next);
-    if (x0_pred) store_f(x0_pred, i, x0);
-    if (mean) store_f(mean, i, m);
-    if (log_var) store_f(log_var, i, lv);
+  const cuda::DrawBlocks blocks = cuda::draw_blocks(total, 0);
+  DDPM_GRID_STRIDE(b, blocks.count) {
+    cuda::draw_block<true>(seed, stream, 0, total, blocks.first + static_cast<uint64_t>(b), [&](int64_t i, float z) {
+      float x0, m, lv;
+      const dm::ReverseOutputs<float> extra{x0_pred ? &x0 : nullptr, mean ? &m : nullptr, log_var ? &lv : nullptr};
+      const float next =
+          dm::reverse_element(settings, c, load_f(x_t, i), load_f(out, i), var ? load_f(var, i) : 0.0f, z, extra);
+      store_f(x_prev, i, next);
+      if (x0_pred) store_f(x0_pred, i, x0);
+      if (mean) store_f(mean, i, m);
+      if (log_var) store_f(log_var, i, lv);
+    });
   }
 }
 
@@ -122,7 +138,8 @@ void CudaBackend::q_sample(const q_sample_args& args) {
     check_steps_tensor("q_sample", args.t);
     const int64_t total = args.x0.numel(), per = total / std::max<int64_t>(args.x0.dim(0), 1);
     if (total == 0) return;
-    q_sample_kernel<T><<<launch_1d(total), kThreads, 0, cuda::stream()>>>(
+    const int64_t threads = args.noise_given ? total : cuda::draw_blocks(total, args.offset).count;
+    q_sample_kernel<T><<<launch_1d(threads), kThreads, 0, cuda::stream()>>>(
         cuda::ptr<T>(args.x0), cuda::ptr<float>(args.t), table_of(args.coefs), per, total, cuda::ptr<T>(args.x_t),
         cuda::ptr<T>(args.noise), optional_out<T>(args.v_target), args.noise_given, args.seed, args.stream,
         args.offset);
@@ -137,7 +154,7 @@ void CudaBackend::reverse_step(const reverse_step_args& args) {
                          args.x0_pred, args.mean, args.log_var);
     const int64_t total = args.x_t.numel();
     if (total == 0) return;
-    reverse_step_kernel<T><<<launch_1d(total), kThreads, 0, cuda::stream()>>>(
+    reverse_step_kernel<T><<<launch_1d(cuda::draw_blocks(total, 0).count), kThreads, 0, cuda::stream()>>>(
         dm::reverse_settings(args), cuda::ptr<T>(args.x_t), cuda::ptr<T>(args.model_out), optional<T>(args.var_out),
         table_of(args.coefs), total, cuda::ptr<T>(args.x_prev), optional_out<T>(args.x0_pred),
         optional_out<T>(args.mean), optional_out<T>(args.log_var), args.seed, args.stream);

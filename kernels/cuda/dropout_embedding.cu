@@ -7,6 +7,7 @@
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_utils.cuh"
+#include "kernels/cuda/philox_blocks.cuh"
 
 namespace ddpm {
 
@@ -22,9 +23,11 @@ using cuda::put_f;
 template <class T>
 __global__ void masked_scale_kernel(int64_t n, const T* in, T* out, float threshold, float keep_scale, uint64_t seed,
                                     uint64_t stream, uint64_t offset, bool accumulate) {
-  DDPM_GRID_STRIDE(i, n) {
-    const bool keep = philox::uniform(seed, stream, offset + static_cast<uint64_t>(i)) >= threshold;
-    put_f(out, i, keep ? load_f(in, i) * keep_scale : 0.0f, accumulate);
+  const cuda::DrawBlocks blocks = cuda::draw_blocks(n, offset);
+  DDPM_GRID_STRIDE(b, blocks.count) {
+    cuda::draw_block<false>(seed, stream, offset, n, blocks.first + static_cast<uint64_t>(b), [&](int64_t i, float u) {
+      put_f(out, i, u >= threshold ? load_f(in, i) * keep_scale : 0.0f, accumulate);
+    });
   }
 }
 
@@ -34,7 +37,7 @@ void masked_scale(const char* op, const Tensor& in, const Tensor& out, double p,
   cuda::check_operands(op, in.dtype(), out);
   const int64_t n = in.numel();
   if (n == 0) return;
-  masked_scale_kernel<T><<<launch_1d(n), kThreads, 0, cuda::stream()>>>(
+  masked_scale_kernel<T><<<launch_1d(cuda::draw_blocks(n, offset).count), kThreads, 0, cuda::stream()>>>(
       n, ptr<T>(in), ptr<T>(out), static_cast<float>(p), static_cast<float>(1.0 / (1.0 - p)), seed, stream, offset, accumulate);
   DDPM_CUDA_CHECK_LAUNCH();
 }
