@@ -63,12 +63,12 @@ std::vector<double> reference_conv2d(const std::vector<double>& x, const Shape& 
   return out;
 }
 
-// Small odd-sized problem: batch 2, 5x7 image, 3 -> 4 channels.
+// Small odd-sized problem: batch 2, 5x7 image, cin -> 4 channels.
 struct Problem {
   Tensor x, w, b;  // float64
-  explicit Problem(const Config& c, uint64_t stream = 0)
-      : x(ddpm::test::randn({2, 5, 7, 3}, stream + 1)),
-        w(ddpm::test::randn({4, c.k, c.k, 3}, stream + 2, 0.3)),
+  explicit Problem(const Config& c, uint64_t stream = 0, int64_t cin = 3)
+      : x(ddpm::test::randn({2, 5, 7, cin}, stream + 1)),
+        w(ddpm::test::randn({4, c.k, c.k, cin}, stream + 2, 0.3)),
         b(c.bias ? ddpm::test::randn({4}, stream + 3) : Tensor()) {}
   std::vector<double> reference(const Config& c) const {
     return reference_conv2d(x.to_vector(), x.shape(), w.to_vector(), w.shape(),
@@ -110,9 +110,12 @@ TEST_CASE("conv2d forward in float32 is close to the float64 reference", "[conv2
 }
 
 TEST_CASE("conv2d gradients of x, weight and bias match central differences", "[conv2d]") {
+  // 3 input channels take the dcol + col2im path for dx; 16 take the stride-1 flipped-kernel
+  // convolution (kernels/cpu/conv2d.cpp).
+  for (int64_t cin : {3, 16})
   for (const Config& c : all_configs()) {
-    INFO(c.name());
-    Problem p(c, 20);
+    INFO(c.name() << ", " << cin << " input channels");
+    Problem p(c, 20, cin);
     std::vector<Tensor> inputs{p.x, p.w};
     if (c.bias) inputs.push_back(p.b);
     // conv2d is linear in each input, so central differences are exact up to rounding and a large

@@ -49,7 +49,11 @@ struct ConvGeometry {
   int64_t out_pixels() const { return oh * ow; }        // column-matrix rows per sample
   bool is_pointwise() const { return kh == 1 && kw == 1 && stride == 1 && pad == 0; }
   // The stride-1 convolution whose output is dx: input g [N, OH, OW, Cout], output [N, H, W, Cin].
-  bool has_transpose() const { return stride == 1 && pad <= kh - 1 && pad <= kw - 1 && kh - 1 - pad == kw - 1 - pad; }
+  // Used from 16 input channels up: its GEMM is Cin wide, a matrix-vector product for the 1-channel
+  // input layer (8.1 against 6.1 ms through dcol at 28x28, batch 64).
+  bool has_transpose() const {
+    return stride == 1 && cin >= 16 && pad <= kh - 1 && pad <= kw - 1 && kh - 1 - pad == kw - 1 - pad;
+  }
   ConvGeometry transposed() const { return {n, oh, ow, cout, cin, kh, kw, h, w, 1, kh - 1 - pad}; }
 
   // Samples per im2col chunk: as many as fit the scratch bound, at least one.
