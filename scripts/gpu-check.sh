@@ -102,6 +102,32 @@ if [ "$built" = 1 ]; then
       record "$(basename "$bench")" FAIL
     fi
   done
+  # Data parallelism on the GPU: NCCL at one rank must train exactly what one process trains, and
+  # the all-reduce of the CIFAR-10 model's gradient buffer is timed (docs/distributed.md).
+  if command -v mpirun >/dev/null && [ -x "$build/bench/bench_allreduce" ]; then
+    banner "nccl: 1 rank equals 1 process"
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    runs=$(mktemp -d)
+    small=(--config configs/quickstart.json --set train.device=cuda --set train.steps=3 --set train.sample_every=0
+           --set train.log_every=1 --set model.dropout=0.1 --set data.random_flip=true --set sample.count=4
+           --set train.sample_steps=4)
+    if "$build/ddpm" train "${small[@]}" --out "$runs/one" && mpirun -np 1 "$build/ddpm" train "${small[@]}" --out "$runs/nccl" \
+       && python3 scripts/compare_checkpoints.py "$runs/one" "$runs/nccl" 0; then
+      record "nccl 1-rank equivalence" PASS
+    else
+      record "nccl 1-rank equivalence" FAIL
+    fi
+    rm -rf "$runs"
+    banner "bench_allreduce (nccl, 1 rank)"
+    if mpirun -np 1 "$build/bench/bench_allreduce" 35746307 20 cuda; then
+      record "bench_allreduce cuda" PASS
+    else
+      record "bench_allreduce cuda" FAIL
+    fi
+  else
+    echo "gpu-check: no mpirun or no bench_allreduce (a build without Open MPI): NCCL checks not run"
+    record "nccl checks" "NOT RUN (no Open MPI)"
+  fi
 fi
 
 banner "summary"
