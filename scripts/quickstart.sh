@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The quick start: set up, build ddpm, train a DDPM on Fashion-MNIST (configs/quickstart.json,
-# about 10 minutes of training on 2 CPU cores), then draw samples and measure test bits/dim.
+# about 6 minutes of training on 2 CPU cores), then draw samples and measure test bits/dim.
 # Everything lands in runs/quickstart (override with RUN_DIR); an interrupted run there is resumed,
 # a finished one only sampled and evaluated again.
 set -euo pipefail

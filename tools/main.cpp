@@ -34,7 +34,9 @@ const char* help_for(const std::string& command) {
            "train.sample_every steps, and at the end loss_curve.png and samples.png (EMA weights).\n"
            "--out defaults to runs/<config file name>. Ctrl-C saves a checkpoint and exits with 130;\n"
            "--resume continues exactly where the checkpoint left off (raise train.steps to go further).\n"
-           "A NaN or infinite loss stops training and keeps the last good checkpoint.\n\n"
+           "A NaN or infinite loss stops training and keeps the last good checkpoint.\n"
+           "Under mpirun -np N it trains data-parallel: train.batch_size is the global batch, rank 0\n"
+           "writes the run, and SIGUSR1 to mpirun stops every rank with a checkpoint (docs/distributed.md).\n\n"
            "Config keys and defaults:\n";
   if (command == "sample")
     return "ddpm sample --run RUN_DIR [--set sample.key=value ...] [--out FILE.png] [--raw FILE.safetensors]\n\n"
