@@ -87,15 +87,19 @@ void im2col(const ConvGeometry& g, const T* x, int64_t samples, T* col) {
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t s = r / g.out_pixels(), oy = (r / g.ow) % g.oh, ox = r % g.ow;
     T* dst = col + r * k;
-    for (int64_t ky = 0; ky < g.kh; ++ky) {
+    // Taps kx of one kernel row read consecutive input pixels, which NHWC stores contiguously:
+    // the in-bounds ones are one copy of (kx1 - kx0) * Cin elements, the rest zeros.
+    const int64_t ix0 = ox * g.stride - g.pad;
+    const int64_t kx0 = std::clamp<int64_t>(-ix0, 0, g.kw), kx1 = std::clamp<int64_t>(g.w - ix0, kx0, g.kw);
+    for (int64_t ky = 0; ky < g.kh; ++ky, dst += g.kw * cin) {
       const int64_t iy = oy * g.stride - g.pad + ky;
-      for (int64_t kx = 0; kx < g.kw; ++kx, dst += cin) {
-        const int64_t ix = ox * g.stride - g.pad + kx;
-        if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w)
-          std::fill(dst, dst + cin, T(0));
-        else  // a loop, not memcpy: runs are Cin elements, often 1 to 32, where the call dominates
-          std::copy_n(x + ((s * g.h + iy) * g.w + ix) * cin, cin, dst);
+      if (iy < 0 || iy >= g.h) {
+        std::fill(dst, dst + g.kw * cin, T(0));
+        continue;
       }
+      std::fill(dst, dst + kx0 * cin, T(0));
+      std::copy_n(x + ((s * g.h + iy) * g.w + ix0 + kx0) * cin, (kx1 - kx0) * cin, dst + kx0 * cin);
+      std::fill(dst + kx1 * cin, dst + g.kw * cin, T(0));
     }
   }
 }
