@@ -105,7 +105,8 @@ int main(int argc, char** argv) {
     batch_shape.insert(batch_shape.end(), image_shape.begin(), image_shape.end());
     std::unique_ptr<Denoiser> model = build_model(config, image_shape);
     ParameterSet params(*model, 1, device);
-    Adam adam(params, {t.at("lr").get<double>(), 0.9, 0.999, 1e-8, t.at("weight_decay").get<double>(), t.at("adamw").get<bool>()});
+    const double lr = t.at("lr");
+    Adam adam(params, {lr, 0.9, 0.999, 1e-8, t.at("weight_decay").get<double>(), t.at("adamw").get<bool>()});
     Ema ema(params, t.at("ema_decay"));
     const GaussianDiffusion diffusion = build_diffusion(config);
     const double clip = t.at("grad_clip");
@@ -150,7 +151,7 @@ int main(int argc, char** argv) {
         params.zero_grad();
         backward(loss);
         if (clip > 0) clip_grad_norm(params, clip);
-        adam.step(2e-4, 1.0, &ema);
+        adam.step(lr, 1.0, &ema);
       };
       report("train_step", batch, time_ms(device, o.warmup, o.iters, train_step));
     }

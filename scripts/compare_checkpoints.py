@@ -14,8 +14,7 @@ DTYPES = {"F32": ("f", 4), "F64": ("d", 8)}
 def latest_tensors(run):
     with open(f"{run}/checkpoint.json") as f:
         state = json.load(f)
-    path = f"{run}/{state['weights']}" if "weights" in state else f"{run}/ckpt-{state['step']:08d}.safetensors"
-    with open(path, "rb") as f:
+    with open(f"{run}/{state['weights']}", "rb") as f:
         blob = f.read()
     header_size = struct.unpack("<Q", blob[:8])[0]
     header = json.loads(blob[8:8 + header_size])

@@ -78,6 +78,13 @@ Outcome finish_within(int pid, const std::string& capture_prefix, double seconds
   return outcome_of(status, capture_prefix);
 }
 
+std::vector<nlohmann::json> metrics_of(const std::string& run) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(run + "/metrics.jsonl");
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
 Outcome run_ddpm(const std::vector<std::string>& args) {
   TempDir capture;
   return finish_ddpm(start_ddpm(args, capture / "run"), capture / "run");

@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace ddpm::test {
 
 struct Outcome {
@@ -32,5 +34,8 @@ struct TempDir {
 };
 
 std::string read_text(const std::string& path);
+
+// The lines of RUN/metrics.jsonl, parsed.
+std::vector<nlohmann::json> metrics_of(const std::string& run);
 
 }  // namespace ddpm::test

@@ -25,13 +25,6 @@ std::vector<std::string> toy_run(const std::string& out, int steps) {
           "--set", "train.sample_steps=5", "--set", "sample.count=16"};
 }
 
-std::vector<Json> metrics_of(const std::string& run) {
-  std::vector<Json> lines;
-  std::ifstream in(run + "/metrics.jsonl");
-  for (std::string line; std::getline(in, line);) lines.push_back(Json::parse(line));
-  return lines;
-}
-
 std::vector<std::string> with(std::vector<std::string> args, std::initializer_list<std::string> more) {
   args.insert(args.end(), more);
   return args;

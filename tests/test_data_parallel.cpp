@@ -66,17 +66,11 @@ Outcome run_single(const std::vector<std::string>& ddpm_args, const std::string&
   return finish_ddpm(start_ddpm(ddpm_args, capture), capture);
 }
 
-std::vector<Json> metrics_of(const std::string& run) {
-  std::vector<Json> lines;
-  std::ifstream in(run + "/metrics.jsonl");
-  for (std::string line; std::getline(in, line);) lines.push_back(Json::parse(line));
-  return lines;
-}
-
+// The weights file that RUN/checkpoint.json commits, checking it is at `step`.
 std::string checkpoint_file(const std::string& run, int step) {
-  char name[64];
-  std::snprintf(name, sizeof name, "/ckpt-%08d.safetensors", step);
-  return run + name;
+  const Json state = Json::parse(read_text(run + "/checkpoint.json"));
+  REQUIRE(state["step"].get<int>() == step);
+  return run + "/" + state["weights"].get<std::string>();
 }
 
 // Largest |a - b| over every tensor of two checkpoints (parameters, EMA, Adam moments).
