@@ -1,6 +1,7 @@
 #include "models/unet.h"
 
 #include <algorithm>
+#include <string>
 
 #include "engine/ops.h"
 
@@ -69,6 +70,25 @@ class AttnBlock final : public Module {
 };
 
 // One resolution of the down or up path: residual blocks, their attention, and the resampling conv.
+namespace {
+// A GroupNorm with one channel per group normalizes every channel on its own, so it subtracts again
+// the per-channel constant that the time-embedding add (temb_proj and conv1's bias) contributes:
+// that block could never see t, and those parameters would get exactly zero gradient.
+void check_keeps_time_signal(const std::string& block, int64_t channels, int groups, int64_t base_channels) {
+  if (channels / groups > 1) return;
+  int64_t suggestion = 1;  // the most groups that keep at least 4 channels per group everywhere
+  for (int64_t g = base_channels / 4; g >= 1; --g)
+    if (base_channels % g == 0) {
+      suggestion = g;
+      break;
+    }
+  detail::fail("UNet: ", block, ".norm2 (the GroupNorm after the time-embedding add) would have ", channels,
+               " channels in ", groups, " groups, one channel per group, which removes the time embedding: ", block,
+               ".temb_proj and ", block, ".conv1.bias would never learn. Use fewer groups, e.g. model.groups = ",
+               suggestion, " (", base_channels / suggestion, " channels per group at ", base_channels, " channels)");
+}
+}  // namespace
+
 struct UNet::Level final : Module {
   ModuleList<ResBlock>* block = &add_module<ModuleList<ResBlock>>("block");
   ModuleList<AttnBlock>* attn = &add_module<ModuleList<AttnBlock>>("attn");
@@ -104,6 +124,7 @@ UNet::UNet(const UNetConfig& c) : config_(c) {
     Level& level = down_->append();
     const int64_t out = ch * c.channel_mult[static_cast<size_t>(i)];
     for (int j = 0; j < c.num_res_blocks; ++j) {
+      check_keeps_time_signal("down." + std::to_string(i) + ".block." + std::to_string(j), out, c.groups, ch);
       level.block->append(cur, out, temb_dim, c.dropout, c.groups, layer++);
       cur = out;
       if (wants_attention(res)) level.attn->append(cur, c.heads, c.groups);
@@ -116,6 +137,7 @@ UNet::UNet(const UNetConfig& c) : config_(c) {
     }
   }
 
+  check_keeps_time_signal("mid_block_1", cur, c.groups, ch);
   mid_block_1_ = &add_module<ResBlock>("mid_block_1", cur, cur, temb_dim, c.dropout, c.groups, layer++);
   mid_attn_1_ = &add_module<AttnBlock>("mid_attn_1", cur, c.heads, c.groups);
   mid_block_2_ = &add_module<ResBlock>("mid_block_2", cur, cur, temb_dim, c.dropout, c.groups, layer++);
@@ -128,6 +150,7 @@ UNet::UNet(const UNetConfig& c) : config_(c) {
     Level& level = *up_levels[static_cast<size_t>(i)];
     const int64_t out = ch * c.channel_mult[static_cast<size_t>(i)];
     for (int j = 0; j < c.num_res_blocks + 1; ++j) {
+      check_keeps_time_signal("up." + std::to_string(i) + ".block." + std::to_string(j), out, c.groups, ch);
       level.block->append(cur + skips.back(), out, temb_dim, c.dropout, c.groups, layer++);
       skips.pop_back();
       cur = out;

@@ -86,6 +86,11 @@ TEST_CASE("UNet configurations that cannot work are refused with the reason", "[
   c = UNetConfig{};
   c.base_channels = 40;
   REQUIRE_THROWS_WITH(UNet(c), Catch::Contains("groups"));
+  // One channel per group after the time-embedding add: the block could never see t.
+  c = UNetConfig{};
+  c.base_channels = 32, c.channel_mult = {1, 2}, c.attention_resolutions = {}, c.groups = 32;
+  REQUIRE_THROWS_WITH(UNet(c), Catch::Contains("down.0.block.0.norm2") && Catch::Contains("one channel per group") &&
+                                   Catch::Contains("model.groups = 8"));
 }
 
 TEST_CASE("the MLP denoiser maps [N,1,1,2] points and differentiates correctly", "[models]") {

@@ -26,7 +26,7 @@ const Json& default_config() {
       "attention_resolutions": [7],
       "heads": 1,
       "dropout": 0.1,
-      "groups": 32,
+      "groups": 8,
       "mlp_hidden": 128,
       "mlp_blocks": 3
     },
