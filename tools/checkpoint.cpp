@@ -1,11 +1,6 @@
 #include "tools/checkpoint.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -45,31 +40,6 @@ void copy_into_slice(const Tensor& flat, const NamedParameter& p, const Tensor& 
   Tensor(std::move(impl)).copy_from(value.to(flat.dtype()).to(flat.device()));
 }
 }  // namespace
-
-void write_file_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  DDPM_CHECK(fd >= 0, "cannot create '", tmp, "': ", std::strerror(errno));
-  const char* p = text.data();
-  size_t left = text.size();
-  while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      const std::string reason = std::strerror(errno);
-      ::close(fd);
-      std::remove(tmp.c_str());
-      detail::fail("cannot write '", tmp, "': ", reason);
-    }
-    p += n, left -= static_cast<size_t>(n);
-  }
-  const bool synced = ::fsync(fd) == 0;
-  ::close(fd);
-  if (!synced || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string reason = std::strerror(errno);
-    std::remove(tmp.c_str());
-    detail::fail("cannot write '", path, "': ", reason);
-  }
-}
 
 void save_checkpoint(const std::string& run_dir, const ParameterSet& params, const Ema& ema, const Adam& adam,
                      const Json& state) {

@@ -8,6 +8,7 @@
 #pragma once
 #include <string>
 
+#include "engine/io/atomic_file.h"
 #include "engine/nn/parameters.h"
 #include "engine/optim/adam.h"
 #include "engine/optim/ema.h"
@@ -29,8 +30,5 @@ Json load_checkpoint(const std::string& run_dir, const ParameterSet& params, Ema
 
 // Just checkpoint.json (to rebuild the model from its config before loading the weights).
 Json read_checkpoint_state(const std::string& run_dir);
-
-// Writes text to path atomically (temp name, fsync, rename).
-void write_file_atomically(const std::string& path, const std::string& text);
 
 }  // namespace ddpm

@@ -3,11 +3,9 @@
 #include <stb/stb_image_write.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstdio>
-#include <cstring>
 
+#include "engine/io/atomic_file.h"
 #include "tools/plot/chart.h"
 
 namespace ddpm {
@@ -39,16 +37,14 @@ void write_png(const std::string& path, int width, int height, int channels,
   DDPM_CHECK(bytes.size() == static_cast<size_t>(width) * height * channels, "write_png ", path,
              ": ", bytes.size(), " bytes given for a ", width, "x", height, "x", channels,
              " image");
-  // Written under a temporary name and renamed, so `path` is either the old file or the new one.
-  const std::string tmp = path + ".tmp";
-  DDPM_CHECK(stbi_write_png(tmp.c_str(), width, height, channels, bytes.data(), width * channels),
-             "write_png: cannot write ", tmp, " (for ", path,
-             "); check that the directory exists and is writable and the disk is not full");
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string reason = std::strerror(errno);
-    std::remove(tmp.c_str());
-    ddpm::detail::fail("write_png: cannot rename ", tmp, " to ", path, ": ", reason);
-  }
+  // Encoded in memory, then written atomically (engine/io/atomic_file.h).
+  std::string png;
+  auto append = [](void* context, void* data, int size) {
+    static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<size_t>(size));
+  };
+  DDPM_CHECK(stbi_write_png_to_func(append, &png, width, height, channels, bytes.data(), width * channels),
+             "write_png: cannot encode ", path, " (", width, "x", height, "x", channels, ")");
+  write_file_atomically(path, png);
 }
 
 void write_png_grid(const std::string& path, const Tensor& images, int columns, int padding) {

@@ -1,5 +1,7 @@
 #include "engine/io/safetensors.h"
 
+#include "engine/io/atomic_file.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -255,11 +257,6 @@ class Fd {
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
   int get() const { return fd_; }
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
 
  private:
   int fd_;
@@ -278,17 +275,6 @@ void read_exact(int fd, void* dst, uint64_t n, uint64_t offset, const std::strin
     p += got;
     n -= static_cast<uint64_t>(got);
     offset += static_cast<uint64_t>(got);
-  }
-}
-
-void write_all(int fd, const void* src, size_t n, const std::string& path) {
-  const auto* p = static_cast<const uint8_t*>(src);
-  while (n > 0) {
-    const ssize_t put = ::write(fd, p, n);
-    if (put < 0 && errno == EINTR) continue;
-    if (put < 0) os_failure("save_safetensors: cannot write", path, "check free disk space and permissions");
-    p += put;
-    n -= static_cast<size_t>(put);
   }
 }
 
@@ -404,28 +390,11 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
                  "); tensor names and metadata must be valid UTF-8");
   }
 
-  // Write a temporary file and rename it over `path`: rename is atomic, so readers see the old
-  // file or the new one, never a partial one. fsync first so the rename cannot reach the disk
-  // before the data does.
-  const std::string tmp = path + ".tmp";
-  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (fd.get() < 0)
-    os_failure("save_safetensors: cannot create", tmp, "check that the directory exists and is writable");
-  try {
-    write_all(fd.get(), header.data(), header.size(), tmp);
-    for (const Tensor& t : host)
-      if (t.nbytes() > 0) write_all(fd.get(), t.raw(), t.nbytes(), tmp);
-    if (::fsync(fd.get()) != 0) os_failure("save_safetensors: cannot sync", tmp, "check the disk");
-    if (::close(fd.release()) != 0) os_failure("save_safetensors: cannot close", tmp, "check the disk");
-    if (std::rename(tmp.c_str(), path.c_str()) != 0)
-      os_failure("save_safetensors: cannot rename the temporary file onto", path,
-                 "check that the destination is writable");
-  } catch (...) {
-    const int still_open = fd.release();  // -1 once closed above
-    if (still_open >= 0) ::close(still_open);
-    std::remove(tmp.c_str());
-    throw;
-  }
+  AtomicFile file(path);
+  file.write(header.data(), header.size());
+  for (const Tensor& t : host)
+    if (t.nbytes() > 0) file.write(t.raw(), t.nbytes());
+  file.commit();
 }
 
 }  // namespace ddpm
