@@ -6,6 +6,7 @@
 
 #include "tests/sampler_oracle.h"
 #include "tests/support.h"
+#include "tools/generate.h"
 
 using namespace ddpm;
 namespace oc = ddpm::test::oracle;
@@ -146,4 +147,27 @@ TEST_CASE("solvers: bad settings are refused with what to change", "[samplers]")
   c.eta = 1.5;
   REQUIRE_THROWS_WITH(validate(c), Catch::Contains("eta must be in [0, 1]"));
   REQUIRE_THROWS_WITH(parse_solver("dpm2m"), Catch::Contains("valid: dpm++2m"));
+}
+
+TEST_CASE("generate: solver methods, their step counts and bad settings", "[samplers]") {
+  const GaussianDiffusion d(Schedule(BetaSchedule::Linear, 100), {});
+  GenerateOptions o;
+  o.method = "heun", o.steps = 10;
+  REQUIRE(generate_evaluations(d, o) == 19);  // 2K - 1
+  o.method = "dpm++3m";
+  REQUIRE(generate_evaluations(d, o) == 10);
+  o.method = "ddim", o.steps = 0;
+  REQUIRE(generate_evaluations(d, o) == 100);
+  o.method = "euler_a";
+  REQUIRE_THROWS_WITH(generate_evaluations(d, o), Catch::Contains("needs sample.steps > 0"));
+  o.steps = 150, o.sigmas = "discrete";
+  REQUIRE_THROWS_WITH(generate_evaluations(d, o), Catch::Contains("sample.sigmas=karras"));
+  o.sigmas = "karras";
+  REQUIRE(generate_evaluations(d, o) == 150);
+  o.sigmas = "uniform";
+  REQUIRE_THROWS_WITH(generate_evaluations(d, o), Catch::Contains("sample.sigmas must be auto, discrete or karras"));
+  o.sigmas = "auto", o.method = "dpm++";
+  REQUIRE_THROWS_WITH(generate_evaluations(d, o), Catch::Contains("sample.method must be ancestral, ddim, dpm++2m"));
+  o.method = "heun", o.solver.s_churn = -1;
+  REQUIRE_THROWS_WITH(generate_evaluations(d, o), Catch::Contains("s_churn must be >= 0"));
 }
