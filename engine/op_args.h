@@ -230,6 +230,26 @@ struct reverse_step_args {
   uint64_t seed = 0, stream = 0;
 };
 
+// One step of the noise-level samplers (DPM-Solver++, Heun, Euler ancestral: diffusion/solvers.h)
+// in one pass over VP-scaled states (x = alpha x0 + sigma eps, alpha^2 + sigma^2 = 1):
+//   d0 = x0_hat from model_out, the model's output at the point model_in (x when undefined) whose
+//        noise level is (in_alpha, in_sigma): eps: (model_in - in_sigma out) / in_alpha,
+//        v: in_alpha model_in - in_sigma out, x0: out; clamped to [-1, 1] when clip;
+//   x_next = c_x x + c_d0 d0 + c_d1 d1 + c_d2 d2 + c_z z, z from Philox (seed, stream) at the
+//        addresses reverse_step uses.
+// d1, d2 (earlier data predictions) may be undefined where their coefficient is 0; without
+// model_out (pure noise injection) c_d0 must be 0. d0_out, when defined, receives d0. Every
+// element is read before it is written, so x_next may alias x and d0_out may alias d1 or d2.
+struct solver_step_args {
+  Tensor x, model_in, model_out, d1, d2;  // [N, ...] each (all but x optional)
+  Tensor x_next, d0_out;
+  Prediction prediction = Prediction::Epsilon;
+  bool clip = true;
+  double in_alpha = 1.0, in_sigma = 0.0;
+  double c_x = 1.0, c_d0 = 0.0, c_d1 = 0.0, c_d2 = 0.0, c_z = 0.0;
+  uint64_t seed = 0, stream = 0;
+};
+
 // The variational-bound term per sample, in nats per dimension (mean over every axis but the
 // first): KL(q(x_{t-1}|x_t,x0) || p(x_{t-1}|x_t)) for t > 0 and the discretized-Gaussian decoder
 // NLL -log p(x0|x_1) for t = 0. Differentiable in model_out (the mean part) and var_out (learned

@@ -100,6 +100,17 @@ TEST_CASE("cli: train, then sample, eval and info on the run", "[cli]") {
   const auto raw = ddpm::load_safetensors(dir / "s.safetensors");
   REQUIRE(raw.at("samples").shape() == ddpm::Shape{7, 1, 1, 2});
 
+  // The few-step solvers through the config keys (diffusion/solvers.h; their math: test_samplers_*).
+  for (const char* method : {"dpm++2m", "dpm++3m", "heun", "euler_a"}) {
+    Outcome o = run_ddpm({"sample", "--run", run, "--set", std::string("sample.method=") + method, "--set",
+                          "sample.steps=6", "--set", "sample.s_churn=5", "--set", "sample.count=3", "--out",
+                          dir / "m.png", "--raw", dir / "m.safetensors"});
+    INFO(method << ": " << o.err);
+    REQUIRE(o.status == 0);
+    REQUIRE(ddpm::load_safetensors(dir / "m.safetensors").at("samples").shape() == ddpm::Shape{3, 1, 1, 2});
+  }
+  REQUIRE_THAT(run_ddpm({"sample", "--run", run, "--set", "sample.method=heun"}).err, Contains("needs sample.steps > 0"));
+
   Outcome eval = run_ddpm({"eval", "--run", run, "--set", "eval.count=8", "--out", dir / "e.json"});
   INFO(eval.err);
   REQUIRE(eval.status == 0);

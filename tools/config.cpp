@@ -63,6 +63,13 @@ const Json& default_config() {
       "method": "ancestral",
       "steps": 0,
       "eta": 0.0,
+      "sigmas": "auto",
+      "rho": 7.0,
+      "s_churn": 0.0,
+      "s_tmin": 0.0,
+      "s_tmax": 1e10,
+      "s_noise": 1.0,
+      "euler_eta": 1.0,
       "clip": true,
       "use_ema": true,
       "seed": 1

@@ -8,16 +8,46 @@
 
 namespace ddpm {
 
+namespace {
+bool is_chain(const std::string& method) { return method == "ancestral" || method == "ddim"; }
+
+// The solver's settings and noise levels (sample.method, steps, sigmas, rho and the churn keys).
+std::pair<SolverConfig, NoiseLevels> solver_setup(const GaussianDiffusion& diffusion, const GenerateOptions& o) {
+  DDPM_CHECK(is_chain(o.method) || o.method == "dpm++2m" || o.method == "dpm++3m" || o.method == "heun" ||
+                 o.method == "euler_a",
+             "sample.method must be ancestral, ddim, dpm++2m, dpm++3m, heun or euler_a, got \"", o.method, "\"");
+  DDPM_CHECK(o.steps > 0, "sample.method ", o.method, " needs sample.steps > 0, the number of noise levels "
+             "(e.g. 20; see docs/usage.md)");
+  DDPM_CHECK(o.sigmas == "auto" || o.sigmas == "discrete" || o.sigmas == "karras",
+             "sample.sigmas must be auto, discrete or karras, got \"", o.sigmas, "\"");
+  SolverConfig config = o.solver;
+  config.method = parse_solver(o.method);
+  validate(config);
+  const bool karras = o.sigmas != "discrete";  // auto: Karras levels (tests/test_samplers_convergence.cpp says why)
+  DDPM_CHECK(karras || o.steps <= diffusion.steps(), "sample.steps ", o.steps, " exceeds the diffusion's ",
+             diffusion.steps(), " steps with discrete levels; use fewer or sample.sigmas=karras");
+  return {config, karras ? karras_levels(diffusion.schedule(), o.steps, o.rho)
+                         : discrete_levels(diffusion.schedule(), o.steps)};
+}
+}  // namespace
+
+int generate_evaluations(const GaussianDiffusion& diffusion, const GenerateOptions& o) {
+  if (is_chain(o.method)) return o.steps > 0 && o.steps < diffusion.steps() ? o.steps : diffusion.steps();
+  const auto [config, levels] = solver_setup(diffusion, o);
+  return solver_evaluations(config, levels);
+}
+
 Tensor generate(Denoiser& model, const GaussianDiffusion& diffusion, const Shape& image_shape, Device device,
                 const GenerateOptions& o) {
-  DDPM_CHECK(o.method == "ancestral" || o.method == "ddim", "sample.method must be \"ancestral\" or \"ddim\", got \"",
-             o.method, "\"");
   DDPM_CHECK(o.count >= 1, "sample.count must be at least 1, got ", o.count);
-  const bool respace = o.steps > 0 && o.steps < diffusion.steps();
+  const bool chain_method = is_chain(o.method);
+  const bool respace = chain_method && o.steps > 0 && o.steps < diffusion.steps();
   const GaussianDiffusion chain = respace ? diffusion.respaced(spaced_steps(diffusion.steps(), o.steps)) : diffusion;
+  const auto setup = chain_method ? std::pair<SolverConfig, NoiseLevels>() : solver_setup(diffusion, o);
+  const int per_batch = generate_evaluations(diffusion, o);
   const bool was_training = model.training();
   model.train(false);
-  const int64_t batches = (o.count + o.batch - 1) / o.batch, total = batches * chain.steps();
+  const int64_t batches = (o.count + o.batch - 1) / o.batch, total = batches * per_batch;
   Tensor out = Tensor::empty({o.count, image_shape[0], image_shape[1], image_shape[2]});
   for (int64_t b = 0; b < batches; ++b) {
     const int64_t first = b * o.batch, n = std::min(o.batch, o.count - first);
@@ -25,11 +55,13 @@ Tensor generate(Denoiser& model, const GaussianDiffusion& diffusion, const Shape
     options.clip = o.clip;
     options.seed = o.seed;
     options.stream = static_cast<uint64_t>(b) << 32;  // batch b's x_T and step noise
-    if (o.progress) options.progress = [&](int done, int) { o.progress(b * chain.steps() + done, total); };
+    if (o.progress) options.progress = [&](int done, int) { o.progress(b * per_batch + done, total); };
     const Shape shape{n, image_shape[0], image_shape[1], image_shape[2]};
     const ModelFn fn = model_fn(model, {});
-    Tensor x = o.method == "ddim" ? sample_ddim(chain, fn, shape, DType::F32, device, o.eta, options)
-                                  : sample_ancestral(chain, fn, shape, DType::F32, device, options);
+    Tensor x = !chain_method ? solve(diffusion, fn, Tensor::normal(shape, o.seed, options.stream, 0.0, 1.0, DType::F32, device),
+                                     setup.second, setup.first, options)
+               : o.method == "ddim" ? sample_ddim(chain, fn, shape, DType::F32, device, o.eta, options)
+                                    : sample_ancestral(chain, fn, shape, DType::F32, device, options);
     const Tensor host = x.to(Device::CPU);
     std::copy_n(host.data<float>(), host.numel(), out.data<float>() + first * host.numel() / n);
   }

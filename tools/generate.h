@@ -1,19 +1,23 @@
-// Drawing samples from a trained model: ancestral or DDIM, over all steps or a respaced subset,
-// in batches, without gradients and with dropout off.
+// Drawing samples from a trained model: ancestral or DDIM, over all steps or a respaced subset, or
+// one of the few-step solvers (diffusion/solvers.h), in batches, without gradients and with dropout off.
 #pragma once
 #include <functional>
 #include <string>
 
 #include "diffusion/gaussian_diffusion.h"
+#include "diffusion/solvers.h"
 #include "models/denoiser.h"
 
 namespace ddpm {
 
 struct GenerateOptions {
   int64_t count = 64;
-  std::string method = "ancestral";  // or "ddim"
-  int steps = 0;                     // 0: every step of the diffusion; else respaced to this many
+  std::string method = "ancestral";  // or "ddim", "dpm++2m", "dpm++3m", "heun", "euler_a"
+  int steps = 0;                     // ancestral, ddim: 0 every step, else respaced; solvers: noise levels (> 0)
   double eta = 0.0;                  // DDIM only
+  std::string sigmas = "auto";       // solvers: "discrete", "karras", or auto (karras)
+  double rho = 7.0;                  // Karras levels
+  SolverConfig solver;               // churn, s_noise, Euler-ancestral eta (method is set from `method`)
   bool clip = true;
   uint64_t seed = 0;
   int64_t batch = 256;
@@ -23,6 +27,9 @@ struct GenerateOptions {
 // [count, H, W, C] on the CPU; image_shape = {H, W, C}.
 Tensor generate(Denoiser& model, const GaussianDiffusion& diffusion, const Shape& image_shape, Device device,
                 const GenerateOptions& options);
+
+// Model evaluations per batch (progress totals); checks the method and its settings.
+int generate_evaluations(const GaussianDiffusion& diffusion, const GenerateOptions& options);
 
 // Writes samples as a PNG: a grid of images, or a scatter plot of 2-D points ([N, 1, 1, 2]).
 void save_samples(const Tensor& samples, const std::string& path);

@@ -42,7 +42,8 @@ const char* help_for(const std::string& command) {
     return "ddpm sample --run RUN_DIR [--set sample.key=value ...] [--out FILE.png] [--raw FILE.safetensors]\n\n"
            "Draws sample.count images from the run's checkpoint (EMA weights unless sample.use_ema=false):\n"
            "sample.method ancestral or ddim (sample.eta), sample.steps > 0 respaces the chain to that many\n"
-           "steps. Writes a PNG grid (default RUN_DIR/samples_<method>_<steps>.png) and, with --raw, the\n"
+           "steps; dpm++2m, dpm++3m, heun and euler_a need sample.steps > 0 noise levels (docs/usage.md).\n"
+           "Writes a PNG grid (default RUN_DIR/samples_<method>_<steps>.png) and, with --raw, the\n"
            "samples as an NHWC float32 tensor named \"samples\" in a safetensors file.\n";
   if (command == "eval")
     return "ddpm eval --run RUN_DIR [--set eval.key=value ...] [--out FILE.json]\n\n"

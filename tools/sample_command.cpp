@@ -18,10 +18,17 @@ int sample_command(const RunArgs& args) {
   o.method = s.at("method");
   o.steps = s.at("steps");
   o.eta = s.at("eta");
+  o.sigmas = s.at("sigmas");
+  o.rho = s.at("rho");
+  o.solver.s_churn = s.at("s_churn");
+  o.solver.s_tmin = s.at("s_tmin");
+  o.solver.s_tmax = s.at("s_tmax");
+  o.solver.s_noise = s.at("s_noise");
+  o.solver.eta = s.at("euler_eta");
   o.clip = s.at("clip");
   o.seed = seed_for(s.at("seed"), Purpose::Sampling);
   const int chain = o.steps > 0 && o.steps < m.diffusion->steps() ? o.steps : m.diffusion->steps();
-  ProgressBar bar("sample", (o.count + o.batch - 1) / o.batch * chain, 0, 100);
+  ProgressBar bar("sample", (o.count + o.batch - 1) / o.batch * generate_evaluations(*m.diffusion, o), 0, 100);
   o.progress = [&](int64_t done, int64_t) { bar.update(done, "steps", 1); };
   const Tensor images = generate(*m.model, *m.diffusion, m.image_shape, m.device, o);
   bar.finish("done");

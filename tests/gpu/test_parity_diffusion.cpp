@@ -148,3 +148,50 @@ TEST_CASE("vlb_term forward and backward: CUDA equals the CPU", "[gpu][diffusion
         if (cpu_gvar.defined()) require_parity(gg_var, cpu_gvar, 1e-4, what + " grad var_out");
       }
 }
+
+TEST_CASE("solver_step: CUDA equals the CPU for every parameterization, with history and noise", "[gpu][diffusion]") {
+  for (Prediction p : {Prediction::Epsilon, Prediction::X0, Prediction::V})
+    for (bool clip : {false, true})
+      for (bool model_in : {false, true}) {
+        const Shape shape{3, 5, 7, 33};
+        Tensor x = randn(shape, 1), y = randn(shape, 2), out = randn(shape, 3), d1 = randn(shape, 4), d2 = randn(shape, 5);
+        auto args = [&](Device dev) {
+          const DType dt = dev == Device::CPU ? DType::F64 : DType::F32;
+          auto on = [&](const Tensor& t) { return dev == Device::CPU ? as_seen(t, DType::F32) : to_cuda(t, dt); };
+          solver_step_args a;
+          a.x = on(x), a.model_out = on(out), a.d1 = on(d1), a.d2 = on(d2);
+          if (model_in) a.model_in = on(y);
+          a.prediction = p, a.clip = clip;
+          a.in_alpha = 0.6, a.in_sigma = 0.8;
+          a.c_x = 0.9, a.c_d0 = 0.3, a.c_d1 = -0.2, a.c_d2 = 0.05, a.c_z = 0.4;
+          a.seed = 13, a.stream = 14;
+          return a;
+        };
+        solver_step_args cpu = args(Device::CPU);
+        cpu.x_next = Tensor::empty(shape, DType::F64), cpu.d0_out = Tensor::empty(shape, DType::F64);
+        cpu_backend().solver_step(cpu);
+        solver_step_args gpu = args(Device::CUDA);
+        Guarded next = guarded_empty(shape, DType::F32), d0 = guarded_empty(shape, DType::F32);
+        gpu.x_next = next.tensor, gpu.d0_out = d0.tensor;
+        cuda_backend().solver_step(gpu);
+        const std::string what = std::string("solver_step ") + prediction_name(p) + (clip ? " clip" : "") +
+                                 (model_in ? " model_in" : "");
+        require_parity(next, cpu.x_next, kBound, what + " x_next");
+        require_parity(d0, cpu.d0_out, kBound, what + " d0");
+      }
+  // In place (x_next = x, d0_out = d2), as the samplers call it.
+  const Shape shape{2, 9, 9, 3};
+  Tensor x = randn(shape, 6), out = randn(shape, 7), d2 = randn(shape, 8);
+  solver_step_args cpu;
+  cpu.x = as_seen(x, DType::F32), cpu.model_out = as_seen(out, DType::F32), cpu.d2 = as_seen(d2, DType::F32);
+  cpu.in_alpha = 0.3, cpu.in_sigma = std::sqrt(1 - 0.09), cpu.c_x = 1.1, cpu.c_d0 = -0.4, cpu.c_d2 = 0.2, cpu.c_z = 0.1;
+  cpu.seed = 1, cpu.stream = 2;
+  cpu.x_next = Tensor::empty(shape, DType::F64), cpu.d0_out = Tensor::empty(shape, DType::F64);
+  cpu_backend().solver_step(cpu);
+  solver_step_args gpu = cpu;
+  Guarded gx = guarded_copy(x, DType::F32), gd = guarded_copy(d2, DType::F32);
+  gpu.x = gx.tensor, gpu.model_out = to_cuda(out, DType::F32), gpu.d2 = gd.tensor, gpu.x_next = gx.tensor, gpu.d0_out = gd.tensor;
+  cuda_backend().solver_step(gpu);
+  require_parity(gx, cpu.x_next, kBound, "solver_step in place x_next");
+  require_parity(gd, cpu.d0_out, kBound, "solver_step in place d0");
+}
