@@ -13,6 +13,9 @@
 //   gradient is rounded once to an 8-bit significand (2^-9 relative), plus the gradients' use of
 //   the rounded forward output (attention's rowsum(dO * O)).
 // - GroupNorm statistics (float32 for both dtypes, from identical inputs): 1e-5.
+// - Where a gradient's terms cancel (GroupNorm grad_x over two-element groups, attention grad_q
+//   and grad_k over one key), the error is divided by the terms' size instead (a floor:
+//   tests/gpu/parity.h), since the exact result is zero or O(eps / var) of them.
 #include <catch2/catch.hpp>
 #include <algorithm>
 #include <cmath>
@@ -23,6 +26,7 @@
 
 #include "engine/backend.h"
 #include "engine/ops.h"
+#include "kernels/cuda/attention_tc.h"
 #include "kernels/cuda/attention_unfused.h"
 #include "tests/gpu/parity.h"
 #include "tests/support.h"
@@ -278,6 +282,30 @@ TEST_CASE("CUDA fused attention handles unaligned tensors", "[gpu][parity][atten
   for (DType dt : kDtypes)
     check_attention("attention (unaligned q)", ac, dt, kFused, kFusedBackward,
                     unaligned_cuda(test::randn({ac.n, ac.t, ac.c}, 31), dt));
+}
+
+TEST_CASE("CUDA tensor-core attention (bfloat16) matches the CPU", "[gpu][parity][attention]") {
+  // The UNet's shapes, T not a multiple of the 32-row tiles or the 64-row blocks, one token, and
+  // head sizes padded to 64 (d = 24, 32), 128 and 256 (d = 192, zero columns). Bound kBoundBF16:
+  // beyond the SIMT kernels' roundings, P and dS are rounded to bfloat16 (2^-9 relative) as the
+  // A operand of the second product, so each output or gradient carries about 2 x 2^-9 = 4e-3 of
+  // its terms' size, 5x inside 2e-2.
+  const AttnCase cases[] = {{2, 256, 256, 1}, {2, 64, 256, 1}, {2, 256, 256, 4}, {2, 100, 64, 2},
+                            {2, 49, 128, 1},  {3, 1, 32, 1},   {1, 300, 192, 1}, {2, 6, 48, 2}};
+  const AttnForward forward = [](const attention_fwd& a) {
+    REQUIRE(cuda::attention_tc_supported(a.q, a.heads, {&a.k, &a.v, &a.out}));
+    cuda::attention_tc_forward(a);
+  };
+  const AttnBackward backward = [](const attention_bwd& a) { cuda::attention_tc_backward(a); };
+  for (const AttnCase& ac : cases) check_attention("attention (tensor cores)", ac, DType::BF16, forward, backward);
+}
+
+TEST_CASE("tensor-core attention declines what it cannot run", "[gpu][attention]") {
+  const Tensor q = Tensor::zeros({2, 6, 36}, DType::BF16, Device::CUDA);  // d = 18: not a multiple of 8
+  REQUIRE_FALSE(cuda::attention_tc_supported(q, 2, {}));
+  REQUIRE(cuda::attention_tc_supported(q.to(DType::F32).to(DType::BF16), 3, {}) == false);  // d = 12
+  REQUIRE_FALSE(cuda::attention_tc_supported(Tensor::zeros({2, 6, 64}, DType::F32, Device::CUDA), 1, {}));
+  REQUIRE(cuda::attention_tc_supported(Tensor::zeros({2, 6, 64}, DType::BF16, Device::CUDA), 1, {}));
 }
 
 TEST_CASE("the unfused cuBLAS attention (benchmark baseline) matches the CPU", "[gpu][parity][attention]") {
