@@ -22,18 +22,21 @@
 // tensor is at least twice the L2 size (so none of it can stay in L2).
 //
 // Attention (q, k, v, out [B, T, 256]) at T = 256 tokens (16x16, the UNet's attention) and T = 64
-// (8x8), 1 head (the CIFAR-10 config, head_dim 256) and 4 heads (head_dim 64). impl "fused":
-// kernels/cuda/attention.cu (flash style, SIMT float32 math, what the backend runs); impl
-// "unfused": kernels/cuda/attention_unfused.h (cuBLAS batched GEMMs + a softmax kernel,
-// materializing [B, T, T] per head). Benches: attention_forward, attention_backward (all three
+// (8x8), 1 head (the CIFAR-10 config, head_dim 256) and 4 heads (head_dim 64). impl "backend":
+// what CudaBackend::attention_* runs ("backend_runs": simt for float32; for bfloat16 the
+// DDPM_ATTENTION_IMPL choice, tensor_core by default); impl "tensor_core" (bfloat16 only):
+// kernels/cuda/attention_tc.h (mma.sync, FlashAttention-2 style); impl "unfused":
+// kernels/cuda/attention_unfused.h (cuBLAS batched GEMMs + a softmax kernel, materializing
+// [B, T, T] per head). Run once more with DDPM_ATTENTION_IMPL=simt to time the SIMT kernels in
+// bfloat16 as "backend". Benches: attention_forward, attention_backward (all three
 // gradients, from the saved output) and attention_forward_backward (both, one timed call, what
 // bench/pytorch_reference.py times for SDPA). FLOPs are the conventional ones, 2 per
 // multiply-add: forward 4 B H T^2 d (Q K^T and P V), backward 10 B H T^2 d (recomputed S, dP,
 // dV, dQ, dK), forward + backward 14 B H T^2 d; the softmax is not counted. Attention is timed
 // with a warm L2 ("ms": back-to-back calls, the inputs left in L2 by the previous call, as in a
 // training step and in the PyTorch reference) and also after an L2 flush ("ms_cold_l2");
-// TFLOP/s and "of_gemm_peak" (against the GEMM peak of the dtype) use "ms". The fused lines
-// carry "speedup_vs_unfused" = unfused ms / fused ms.
+// TFLOP/s and "of_gemm_peak" (against the GEMM peak of the dtype) use "ms". The backend and
+// tensor_core lines carry "speedup_vs_unfused" = unfused ms / their ms.
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -42,6 +45,7 @@
 #include "bench/cuda_bench_util.h"
 #include "engine/backend.h"
 #include "engine/tensor.h"
+#include "kernels/cuda/attention_tc.h"
 #include "kernels/cuda/attention_unfused.h"
 
 namespace {
@@ -109,29 +113,42 @@ void attention_cases(ddpm::Backend& gpu, int64_t batch, const double (&peak)[2],
         const ddpm::attention_bwd bwd{dout, q, k, v, out, heads, {dq, false}, {dk, false}, {dv, false}};
         gpu.attention_forward(fwd);  // the backwards read `out`: the fused forward's, for both impls
 
-        // [impl: fused, unfused][pass: forward, backward, forward + backward][cache: warm, cold]
-        double ms[2][3][2] = {};
-        for (int impl = 0; impl < 2; ++impl)
+        // [impl: backend, tensor cores, unfused][pass: forward, backward, forward + backward][cache: warm, cold]
+        const bool tc = ddpm::cuda::attention_tc_supported(q, heads, {&k, &v, &out, &dout, &dq, &dk, &dv});
+        double ms[3][3][2] = {};
+        for (int impl = 0; impl < 3; ++impl)
           for (int pass = 0; pass < 3; ++pass)
             for (int cold = 0; cold < 2; ++cold) {
+              if (impl == 1 && !tc) continue;
               const bench::Cache cache = cold ? bench::Cache::Cold : bench::Cache::Warm;
               ms[impl][pass][cold] = timer.median_ms(
                   [&] {
                     if (pass != 1) {
                       if (impl == 0)
                         gpu.attention_forward(fwd);
+                      else if (impl == 1)
+                        ddpm::cuda::attention_tc_forward(fwd);
                       else
                         ddpm::cuda::attention_unfused_forward(fwd);
                     }
                     if (pass != 0) {
                       if (impl == 0)
                         gpu.attention_backward(bwd);
+                      else if (impl == 1)
+                        ddpm::cuda::attention_tc_backward(bwd);
                       else
                         ddpm::cuda::attention_unfused_backward(bwd);
                     }
                   },
                   cache);
             }
+        // What gpu.attention_* ran (DDPM_ATTENTION_IMPL, attention_tc.h).
+        const ddpm::cuda::AttentionImpl chosen = ddpm::cuda::attention_impl();
+        const char* backend_runs = dt == DType::F32                                      ? "simt"
+                                   : chosen == ddpm::cuda::AttentionImpl::Unfused        ? "unfused"
+                                   : chosen == ddpm::cuda::AttentionImpl::Tc && tc       ? "tensor_core"
+                                                                                         : "simt";
+        const char* impl_names[3] = {"backend", "tensor_core", "unfused"};
 
         const int64_t d = c / heads;
         const double unit = static_cast<double>(batch) * heads * static_cast<double>(t) * t * d;  // B H T^2 d
@@ -139,7 +156,8 @@ void attention_cases(ddpm::Backend& gpu, int64_t batch, const double (&peak)[2],
         const char* names[3] = {"attention_forward", "attention_backward", "attention_forward_backward"};
         const double flop_units[3] = {4.0, 10.0, 14.0};
         for (int pass = 0; pass < 3; ++pass)
-          for (int impl = 0; impl < 2; ++impl) {
+          for (int impl = 0; impl < 3; ++impl) {
+            if (impl == 1 && !tc) continue;
             const double flops = flop_units[pass] * unit;
             const double rate = bench::tflop_per_s(flops, ms[impl][pass][0]);
             JsonLine line(names[pass]);
@@ -151,13 +169,14 @@ void attention_cases(ddpm::Backend& gpu, int64_t batch, const double (&peak)[2],
                 .add("heads", heads)
                 .add("head_dim", d)
                 .add("dtype", bench::short_dtype(dt))
-                .add("impl", impl == 0 ? "fused" : "unfused")
+                .add("impl", impl_names[impl])
+                .add("backend_runs", backend_runs)
                 .add("flops", flops)
                 .add("ms", ms[impl][pass][0])
                 .add("ms_cold_l2", ms[impl][pass][1])
                 .add("tflop_per_s", rate)
                 .add("of_gemm_peak", rate / gemm);
-            if (impl == 0) line.add("speedup_vs_unfused", ms[1][pass][0] / ms[0][pass][0]);
+            if (impl != 2) line.add("speedup_vs_unfused", ms[2][pass][0] / ms[impl][pass][0]);
             line.print();
           }
       }

@@ -180,12 +180,19 @@ DDPM_HOST_DEVICE T reverse_element(const ReverseStep& a, const C& c, T x_t, T ou
   const T x0 = predict_x0(a.prediction, c, x_t, out, a.clip, static_cast<T*>(nullptr));
   if (extra.x0) *extra.x0 = x0;
   if (a.mode == reverse_step_args::Mode::Ddim) {
-    const T abar = c[kAbar], abar_prev = c[kAbarPrev];
+    // Step 0: abar_prev = 1, so sigma = 0 and the direction term vanishes.
+    if (a.step == 0) return x0;
     const T eps = (c[kSqrtRecipAbar] * x_t - x0) / c[kSqrtRecipm1Abar];
     const T eta = static_cast<T>(a.eta);
-    const T sigma = eta * sqrt((T(1) - abar_prev) / (T(1) - abar)) * sqrt(T(1) - abar / abar_prev);
-    const T dir = T(1) - abar_prev - sigma * sigma;
-    return sqrt(abar_prev) * x0 + sqrt(dir > T(0) ? dir : T(0)) * eps + (a.step > 0 ? sigma * z : T(0));
+    // sigma^2 = eta^2 (1 - abar_prev) / (1 - abar) (1 - abar / abar_prev) = eta^2 beta_tilde_t and
+    // 1 - abar_prev - sigma^2 = beta_tilde_t ((1 - abar) / beta_t - eta^2), both from table entries
+    // with no cancellation. (Forming 1 - abar_prev and 1 - abar / abar_prev from float32 abar near 1
+    // kept only ~3 significant digits at small t: a 1e-4 relative error in x_prev on the GPU.)
+    const T beta_tilde = exp(c[kPosteriorLogVar]);  // unclipped for t >= 1
+    const T one_minus_abar = c[kSqrtOneMinusAbar] * c[kSqrtOneMinusAbar];
+    const T sigma = eta * sqrt(beta_tilde);
+    const T dir = beta_tilde * (one_minus_abar / exp(c[kLogBeta]) - eta * eta);
+    return sqrt(c[kAbarPrev]) * x0 + sqrt(dir > T(0) ? dir : T(0)) * eps + sigma * z;
   }
   const T mean = posterior_mean(c, x0, x_t);
   const T lv = model_log_variance(a.variance, c, var_out, static_cast<T*>(nullptr));

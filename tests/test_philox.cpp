@@ -1,6 +1,8 @@
 // Philox4x32-10 against Random123's published known-answer vectors, and the draws built on it.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "engine/philox.h"
 #include "engine/tensor.h"
@@ -68,4 +70,48 @@ TEST_CASE("the same (seed, stream) gives the same tensor; float32 equals float64
   REQUIRE(a.to_vector() == b.to_vector());
   std::vector<double> av = a.to_vector(), cv = c.to_vector();
   for (size_t i = 0; i < av.size(); ++i) REQUIRE(av[i] == static_cast<double>(static_cast<float>(cv[i])));
+}
+
+namespace ddpm::test {
+void normal4_without_fma(uint64_t seed, uint64_t stream, uint64_t block, float out[4]);  // philox_no_fma.cpp
+}
+
+TEST_CASE("Box-Muller's log, cos and sin are within 2 float ulps of double libm", "[rng]") {
+  // Every u that to_unit_open can produce near the ends, and a sweep through the middle.
+  auto ulps = [](float got, double want) {
+    return std::fabs(got - want) / std::ldexp(1.0, std::ilogb(static_cast<float>(want)) - 23);
+  };
+  double worst_log = 0, worst_trig = 0;
+  for (uint32_t i = 0; i < (1u << 20); ++i) {
+    for (uint32_t bits : {i << 8, (i * 4093u) << 8, 0xffffffffu - (i << 8)}) {
+      const float u = ddpm::philox::to_unit_open(bits);
+      worst_log = std::max(worst_log, ulps(ddpm::philox::portable_log_unit(u), std::log(static_cast<double>(u))));
+      float c, s;
+      ddpm::philox::portable_cos_sin_2pi(u, &c, &s);
+      const double angle = 2 * M_PI * static_cast<double>(u);
+      // Near a zero of cos or sin the ulp is tiny: measure against the larger of the two.
+      const double big = std::max(std::fabs(std::cos(angle)), std::fabs(std::sin(angle)));
+      worst_trig = std::max(worst_trig, std::max(std::fabs(c - std::cos(angle)), std::fabs(s - std::sin(angle))) /
+                                            std::ldexp(1.0, std::ilogb(static_cast<float>(big)) - 23));
+    }
+  }
+  INFO("log: worst " << worst_log << " ulp; cos/sin: worst " << worst_trig << " ulp");
+  REQUIRE(worst_log <= 2);
+  REQUIRE(worst_trig <= 2);
+}
+
+TEST_CASE("normal draws do not depend on fma contraction (what makes CUDA's equal the CPU's)", "[rng]") {
+  // The same header compiled with -ffp-contract=off -mno-fma (tests/philox_no_fma.cpp) gives the
+  // same bits as the main build (contraction on, -march=native FMA): the result is fixed by the
+  // explicit fma/division/sqrt calls alone, so nvcc's contraction cannot change it either.
+  for (uint64_t block = 0; block < (1u << 18); ++block) {
+    float main_build[4], no_fma[4];
+    ddpm::philox::normal4(5, 10, block, main_build);
+    ddpm::test::normal4_without_fma(5, 10, block, no_fma);
+    for (int w = 0; w < 4; ++w)
+      if (std::memcmp(&main_build[w], &no_fma[w], 4) != 0) {
+        INFO("block " << block << " word " << w << ": " << main_build[w] << " vs " << no_fma[w]);
+        REQUIRE(false);
+      }
+  }
 }

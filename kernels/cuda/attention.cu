@@ -23,6 +23,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/cuda/attention_tc.h"
+#include "kernels/cuda/attention_unfused.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/cuda_backend.h"
@@ -365,7 +367,15 @@ dim3 grid_for(int rows_per_block, const Tensor& q, int heads) {
 
 }  // namespace
 
+// bfloat16 runs the implementation attention_impl() names (tensor cores by default, where the
+// shape and alignment allow); float32 and the fallback run the SIMT kernels above.
 void CudaBackend::attention_forward(const attention_fwd& args) {
+  if (args.q.dtype() == DType::BF16) {
+    const cuda::AttentionImpl impl = cuda::attention_impl();
+    if (impl == cuda::AttentionImpl::Unfused) return cuda::attention_unfused_forward(args);
+    if (impl == cuda::AttentionImpl::Tc && cuda::attention_tc_supported(args.q, args.heads, {&args.k, &args.v, &args.out}))
+      return cuda::attention_tc_forward(args);
+  }
   cuda::dispatch_float("attention", args.q.dtype(), [&](auto tag) {
     using T = decltype(tag);
     cuda::check_operands("attention", args.q.dtype(), args.q, args.k, args.v, args.out);
@@ -388,6 +398,15 @@ void CudaBackend::attention_forward(const attention_fwd& args) {
 void CudaBackend::attention_backward(const attention_bwd& args) {
   const bool want_q = args.grad_q.wanted(), want_k = args.grad_k.wanted(), want_v = args.grad_v.wanted();
   if (!want_q && !want_k && !want_v) return;
+  if (args.q.dtype() == DType::BF16) {
+    const cuda::AttentionImpl impl = cuda::attention_impl();
+    if (impl == cuda::AttentionImpl::Unfused) return cuda::attention_unfused_backward(args);
+    if (impl == cuda::AttentionImpl::Tc &&
+        cuda::attention_tc_supported(args.q, args.heads,
+                                     {&args.k, &args.v, &args.out, &args.grad_out, &args.grad_q.tensor,
+                                      &args.grad_k.tensor, &args.grad_v.tensor}))
+      return cuda::attention_tc_backward(args);
+  }
   cuda::dispatch_float("attention", args.q.dtype(), [&](auto tag) {
     using T = decltype(tag);
     cuda::check_operands("attention", args.q.dtype(), args.grad_out, args.q, args.k, args.v, args.out,

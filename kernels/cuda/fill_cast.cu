@@ -21,15 +21,15 @@ __global__ void fill_kernel(int64_t n, float value, T* out) {
   DDPM_GRID_STRIDE(i, n) { store_f(out, i, value); }
 }
 
-// out[i] = shift + width * r(i), formed in double and rounded once to float32 (then to bfloat16),
-// exactly as the CPU does.
+// out[i] = shift + width * r(i), formed in double by one fma and rounded once to float32 (then to
+// bfloat16), exactly as the CPU does (r(i) itself is bit-identical: engine/philox.h).
 template <class T>
 __global__ void fill_random_kernel(int64_t n, bool normal, double shift, double width, uint64_t seed, uint64_t stream,
                                    T* out) {
   DDPM_GRID_STRIDE(i, n) {
     const auto index = static_cast<uint64_t>(i);
     const float r = normal ? philox::normal(seed, stream, index) : philox::uniform(seed, stream, index);
-    store_f(out, i, static_cast<float>(shift + width * static_cast<double>(r)));
+    store_f(out, i, static_cast<float>(__fma_rn(width, static_cast<double>(r), shift)));
   }
 }
 

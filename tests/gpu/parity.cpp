@@ -55,9 +55,9 @@ Tensor to_cuda(const Tensor& cpu, DType dtype) { return cpu.to(dtype).to(Device:
 
 Tensor as_seen(const Tensor& cpu, DType dtype) { return cpu.to(dtype).to(DType::F64); }
 
-double normalized_error(const Tensor& got, const Tensor& want) {
+double normalized_error(const Tensor& got, const Tensor& want, double floor) {
   std::vector<double> g = got.to_vector(), w = want.to_vector();
-  double worst = 0, scale = 1e-30;
+  double worst = 0, scale = std::max(1e-30, floor);
   for (size_t i = 0; i < g.size() && i < w.size(); ++i) {
     worst = std::max(worst, std::fabs(g[i] - w[i]));
     scale = std::max(scale, std::fabs(w[i]));
@@ -82,13 +82,13 @@ Out output(const Shape& shape, DType dtype, bool accumulate, uint64_t stream) {
   return {Tensor::empty(shape, DType::F64), guarded_copy(nan, dtype), false};
 }
 
-void require_parity(const Guarded& got, const Tensor& want, double bound, const std::string& what) {
+void require_parity(const Guarded& got, const Tensor& want, double bound, const std::string& what, double floor) {
   INFO(what);
   REQUIRE(got.tensor.shape() == want.shape());
   REQUIRE(got.guards_intact());
   REQUIRE(all_finite(got.tensor));
-  const double error = normalized_error(got.tensor, want);
-  INFO("normalized error " << error << ", bound " << bound);
+  const double error = normalized_error(got.tensor, want, floor);
+  INFO("normalized error " << error << ", bound " << bound << (floor > 0 ? ", scale floor " + std::to_string(floor) : std::string()));
   REQUIRE(error <= bound);
 }
 

@@ -1,6 +1,9 @@
 // One whole training step of a small UNet (forward, loss, backward, Adam + EMA) from the same seed
 // on the CPU and on CUDA, float32 on both: the loss, every gradient and the updated weights agree.
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <cmath>
+#include <vector>
 
 #include "diffusion/gaussian_diffusion.h"
 #include "engine/autograd.h"
@@ -68,12 +71,26 @@ TEST_CASE("a whole UNet training step agrees between the CPU and CUDA", "[gpu][t
 TEST_CASE("a mixed-precision (bfloat16) UNet step stays close to the float32 CPU step", "[gpu][train_step]") {
   const StepResult cpu = one_step(Device::CPU), gpu = one_step(Device::CUDA, true);
   // bfloat16 activations keep 8 significand bits: the loss to 2%, gradients to 5% of their largest
-  // magnitude; Adam's first step moves every weight by about lr whatever the gradient's size, so
-  // the weights stay within 1e-3 of theirs.
+  // magnitude.
   INFO("loss cpu " << cpu.loss << " gpu bf16 " << gpu.loss);
   REQUIRE(gpu.loss == Approx(cpu.loss).epsilon(2e-2));
   const double grad_error = test::normalized_error(gpu.grads, cpu.grads);
   INFO("gradient normalized error " << grad_error);
   REQUIRE(grad_error <= 5e-2);
-  REQUIRE(test::normalized_error(gpu.params, cpu.params) <= 1e-3);
+  // Adam's first step is lr g / (|g| + eps) (m_hat = g, v_hat = g^2): lr sign(g) for |g| >> eps,
+  // whatever the gradient's size. Where the float32 gradient is smaller than the bfloat16 step's
+  // gradient error its sign may flip, and the weights then differ by up to 2 lr (2e-3 of max|w| ~ 1
+  // on 2026-11-30). So: every weight within 2 lr (+ float32 rounding) of the CPU's, and where the
+  // gradient is clearly larger than that error (|g| > 4 grad_error max|g|) its update agrees to
+  // 1e-3 lr (the clipping scale cancels in Adam's ratio; eps / |g| is what remains).
+  const std::vector<double> g = cpu.grads.to_vector(), w_cpu = cpu.params.to_vector(), w_gpu = gpu.params.to_vector();
+  double g_max = 0;
+  for (double v : g) g_max = std::max(g_max, std::fabs(v));
+  const double lr = 1e-3, sure = 4 * grad_error * g_max;
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double diff = std::fabs(w_gpu[i] - w_cpu[i]), ulp = std::ldexp(std::fabs(w_cpu[i]) + lr, -22);
+    INFO("weight " << i << ": cpu " << w_cpu[i] << ", gpu " << w_gpu[i] << ", cpu gradient " << g[i]);
+    if (diff > 2 * lr + ulp) REQUIRE(false);
+    if (std::fabs(g[i]) > sure && diff > 1e-3 * lr + ulp) REQUIRE(false);
+  }
 }
