@@ -53,3 +53,14 @@ namespace ddpm {
 // when it already has that dtype.
 Tensor convert(const Tensor& x, DType dtype);
 }  // namespace ddpm
+
+namespace ddpm {
+// Vision ops (Inception-v3), NHWC. relu: max(x, 0).
+Tensor relu(const Tensor& x);
+// x [N,H,W,C] -> [N,OH,OW,C], OH = (H + 2 pad - kernel) / stride + 1; 0 <= pad <= kernel / 2.
+Tensor max_pool2d(const Tensor& x, int kernel, int stride, int pad = 0);
+// count_include_pad false divides by the window's in-bounds taps (pytorch-fid's Inception blocks).
+Tensor avg_pool2d(const Tensor& x, int kernel, int stride, int pad = 0, bool count_include_pad = true);
+// x [N,H,W,C] -> [N,out_h,out_w,C], bilinear, align_corners = False (PyTorch's convention).
+Tensor resize_bilinear(const Tensor& x, int64_t out_h, int64_t out_w);
+}  // namespace ddpm
