@@ -10,16 +10,19 @@
 namespace ddpm {
 
 namespace {
+// "inception-v3-fid sha256:<hex of the .pth>", from the converter's metadata.
+std::string feature_space_name(const NamedTensors& file, const std::string& path) {
+  const auto it = file.metadata.find("source_sha256");
+  DDPM_CHECK(it != file.metadata.end() && !it->second.empty(), "Inception-v3: ", path,
+             " has no source_sha256 in its metadata, so the feature space cannot be named; write it with "
+             "scripts/convert_inception.py from pytorch-fid's pt_inception-2015-12-05-6726825d.pth");
+  return "inception-v3-fid sha256:" + it->second;
+}
+
 class InceptionFeatures final : public FeatureNetwork {
  public:
   InceptionFeatures(const NamedTensors& file, const std::string& path, Device device)
-      : net_(file, path, device, DType::F32) {
-    const auto it = file.metadata.find("source_sha256");
-    DDPM_CHECK(it != file.metadata.end() && !it->second.empty(), "Inception-v3: ", path,
-               " has no source_sha256 in its metadata, so the feature space cannot be named; write it with "
-               "scripts/convert_inception.py from pytorch-fid's pt_inception-2015-12-05-6726825d.pth");
-    name_ = "inception-v3-fid sha256:" + it->second;
-  }
+      : name_(feature_space_name(file, path)), net_(file, path, device, DType::F32) {}
   std::string name() const override { return name_; }
   int64_t feature_dim() const override { return InceptionV3::kFeatureDim; }
   bool has_logits() const override { return true; }
@@ -32,8 +35,8 @@ class InceptionFeatures final : public FeatureNetwork {
   }
 
  private:
-  InceptionV3 net_;
   std::string name_;
+  InceptionV3 net_;
 };
 }  // namespace
 
