@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 
+#include "engine/pad2d.h"
 #include "engine/tensor.h"
 
 namespace ddpm {
@@ -62,14 +63,17 @@ struct linear_bwd {
 };
 
 // x [N, H, W, Cin] (NHWC), weight [Cout, KH, KW, Cin], bias [Cout] (optional)
-// -> out [N, OH, OW, Cout], OH = (H + 2 pad - KH) / stride + 1
+// -> out [N, OH, OW, Cout], OH = (H + pad.top + pad.bottom - KH) / stride + 1,
+//    OW = (W + pad.left + pad.right - KW) / stride + 1
 struct conv2d_fwd {
   Tensor x, weight, bias, out;
-  int stride = 1, pad = 0;
+  int stride = 1;
+  Pad2d pad;
 };
 struct conv2d_bwd {
   Tensor grad_out, x, weight;
-  int stride = 1, pad = 0;
+  int stride = 1;
+  Pad2d pad;
   GradSlot grad_x, grad_weight, grad_bias;
 };
 
@@ -178,6 +182,51 @@ struct channel_slice_bwd {
   Tensor grad_out;
   int64_t begin = 0, end = 0;
   GradSlot grad_x;  // [..., C]: the slice's gradient, zero outside [begin, end)
+};
+
+// ---- vision ops (Inception-v3; kernels/pool_resize_math.h holds the shared index arithmetic) ----
+// out = max(x, 0)
+struct relu_fwd {
+  Tensor x, out;
+};
+struct relu_bwd {
+  Tensor grad_out, x;
+  GradSlot grad_x;
+};
+
+// Pooling over kernel x kernel windows of x [N, H, W, C] with symmetric zero padding, floor mode:
+// out [N, OH, OW, C], OH = (H + 2 pad - kernel) / stride + 1; pad <= kernel / 2, so every window
+// holds an input pixel. Max: padding never wins, the gradient goes to the first maximum (row-major
+// in the window). Average: divided by kernel^2 (count_include_pad) or by the in-bounds taps.
+struct max_pool2d_fwd {
+  Tensor x, out;
+  int kernel = 2, stride = 2, pad = 0;
+};
+struct max_pool2d_bwd {
+  Tensor grad_out, x;
+  int kernel = 2, stride = 2, pad = 0;
+  GradSlot grad_x;
+};
+struct avg_pool2d_fwd {
+  Tensor x, out;
+  int kernel = 2, stride = 2, pad = 0;
+  bool count_include_pad = true;
+};
+struct avg_pool2d_bwd {
+  Tensor grad_out;
+  int kernel = 2, stride = 2, pad = 0;
+  bool count_include_pad = true;
+  GradSlot grad_x;  // [N, H, W, C]: its shape gives the input's
+};
+
+// x [N, H, W, C] -> out [N, OH, OW, C] (any sizes), bilinear with align_corners = False (PyTorch's
+// convention): output o of an axis reads source coordinate max((o + 0.5) * in / out - 0.5, 0).
+struct resize_bilinear_fwd {
+  Tensor x, out;
+};
+struct resize_bilinear_bwd {
+  Tensor grad_out;
+  GradSlot grad_x;  // [N, H, W, C]: its shape gives the input's
 };
 
 // ---- diffusion (see diffusion/ and docs/math.md) ----

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "engine/pad2d.h"
 #include "engine/tensor.h"
 
 namespace ddpm {
@@ -18,9 +19,10 @@ Tensor silu(const Tensor& x);
 
 // x [..., in], weight [out, in], bias [out] or undefined -> [..., out]
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
-// x [N,H,W,Cin], weight [Cout,KH,KW,Cin], bias [Cout] or undefined -> [N,OH,OW,Cout]
+// x [N,H,W,Cin], weight [Cout,KH,KW,Cin] (any KH x KW), bias [Cout] or undefined -> [N,OH,OW,Cout];
+// pad: an int for all four sides or Pad2d{top, bottom, left, right}
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, int stride = 1,
-              int pad = 0);
+              Pad2d pad = 0);
 // x [N, ..., C]; gamma, beta [C]; C divisible by groups. fuse_silu applies SiLU to the result.
 Tensor group_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int groups,
                   double eps = 1e-5, bool fuse_silu = false);
@@ -50,4 +52,15 @@ namespace ddpm {
 // master weights feed bfloat16 layers, and their gradients arrive in float32). Returns x itself
 // when it already has that dtype.
 Tensor convert(const Tensor& x, DType dtype);
+}  // namespace ddpm
+
+namespace ddpm {
+// Vision ops (Inception-v3), NHWC. relu: max(x, 0).
+Tensor relu(const Tensor& x);
+// x [N,H,W,C] -> [N,OH,OW,C], OH = (H + 2 pad - kernel) / stride + 1; 0 <= pad <= kernel / 2.
+Tensor max_pool2d(const Tensor& x, int kernel, int stride, int pad = 0);
+// count_include_pad false divides by the window's in-bounds taps (pytorch-fid's Inception blocks).
+Tensor avg_pool2d(const Tensor& x, int kernel, int stride, int pad = 0, bool count_include_pad = true);
+// x [N,H,W,C] -> [N,out_h,out_w,C], bilinear, align_corners = False (PyTorch's convention).
+Tensor resize_bilinear(const Tensor& x, int64_t out_h, int64_t out_w);
 }  // namespace ddpm
