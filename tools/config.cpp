@@ -27,6 +27,11 @@ const Json& default_config() {
       "heads": 1,
       "dropout": 0.1,
       "groups": 32,
+      "norm_eps": 1e-6,
+      "head_channels": 0,
+      "flip_sin_to_cos": false,
+      "freq_shift": 1,
+      "downsample_padding": 1,
       "mlp_hidden": 128,
       "mlp_blocks": 3
     },
@@ -63,6 +68,7 @@ const Json& default_config() {
       "method": "ancestral",
       "steps": 0,
       "eta": 0.0,
+      "spacing": "even",
       "clip": true,
       "use_ema": true,
       "seed": 1

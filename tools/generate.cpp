@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "diffusion/samplers.h"
+#include "diffusion/timestep_spacing.h"
 #include "tools/image_io.h"
 #include "tools/runtime.h"
 
@@ -14,7 +15,7 @@ Tensor generate(Denoiser& model, const GaussianDiffusion& diffusion, const Shape
              o.method, "\"");
   DDPM_CHECK(o.count >= 1, "sample.count must be at least 1, got ", o.count);
   const bool respace = o.steps > 0 && o.steps < diffusion.steps();
-  const GaussianDiffusion chain = respace ? diffusion.respaced(spaced_steps(diffusion.steps(), o.steps)) : diffusion;
+  const GaussianDiffusion chain = respace ? diffusion.respaced(sampling_steps(parse_timestep_spacing(o.spacing), diffusion.steps(), o.steps)) : diffusion;
   const bool was_training = model.training();
   model.train(false);
   const int64_t batches = (o.count + o.batch - 1) / o.batch, total = batches * chain.steps();

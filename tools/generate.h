@@ -14,6 +14,7 @@ struct GenerateOptions {
   std::string method = "ancestral";  // or "ddim"
   int steps = 0;                     // 0: every step of the diffusion; else respaced to this many
   double eta = 0.0;                  // DDIM only
+  std::string spacing = "even";      // which steps a respaced chain visits (diffusion/timestep_spacing.h)
   bool clip = true;
   uint64_t seed = 0;
   int64_t batch = 256;

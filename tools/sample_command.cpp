@@ -18,6 +18,7 @@ int sample_command(const RunArgs& args) {
   o.method = s.at("method");
   o.steps = s.at("steps");
   o.eta = s.at("eta");
+  o.spacing = s.value("spacing", "even");
   o.clip = s.at("clip");
   o.seed = seed_for(s.at("seed"), Purpose::Sampling);
   const int chain = o.steps > 0 && o.steps < m.diffusion->steps() ? o.steps : m.diffusion->steps();
