@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 
+#include "engine/pad2d.h"
 #include "engine/tensor.h"
 
 namespace ddpm {
@@ -62,14 +63,17 @@ struct linear_bwd {
 };
 
 // x [N, H, W, Cin] (NHWC), weight [Cout, KH, KW, Cin], bias [Cout] (optional)
-// -> out [N, OH, OW, Cout], OH = (H + 2 pad - KH) / stride + 1
+// -> out [N, OH, OW, Cout], OH = (H + pad.top + pad.bottom - KH) / stride + 1,
+//    OW = (W + pad.left + pad.right - KW) / stride + 1
 struct conv2d_fwd {
   Tensor x, weight, bias, out;
-  int stride = 1, pad = 0;
+  int stride = 1;
+  Pad2d pad;
 };
 struct conv2d_bwd {
   Tensor grad_out, x, weight;
-  int stride = 1, pad = 0;
+  int stride = 1;
+  Pad2d pad;
   GradSlot grad_x, grad_weight, grad_bias;
 };
 

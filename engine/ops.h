@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "engine/pad2d.h"
 #include "engine/tensor.h"
 
 namespace ddpm {
@@ -18,9 +19,10 @@ Tensor silu(const Tensor& x);
 
 // x [..., in], weight [out, in], bias [out] or undefined -> [..., out]
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
-// x [N,H,W,Cin], weight [Cout,KH,KW,Cin], bias [Cout] or undefined -> [N,OH,OW,Cout]
+// x [N,H,W,Cin], weight [Cout,KH,KW,Cin] (any KH x KW), bias [Cout] or undefined -> [N,OH,OW,Cout];
+// pad: an int for all four sides or Pad2d{top, bottom, left, right}
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, int stride = 1,
-              int pad = 0);
+              Pad2d pad = 0);
 // x [N, ..., C]; gamma, beta [C]; C divisible by groups. fuse_silu applies SiLU to the result.
 Tensor group_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int groups,
                   double eps = 1e-5, bool fuse_silu = false);

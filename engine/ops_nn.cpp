@@ -30,23 +30,24 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                 });
 }
 
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int stride, int pad) {
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int stride, Pad2d pad) {
   DDPM_CHECK(x.rank() == 4 && weight.rank() == 4, "conv2d: expected x [N,H,W,Cin] and weight [Cout,KH,KW,Cin], got x ",
              shape_str(x.shape()), " and weight ", shape_str(weight.shape()));
   check_same_device_dtype("conv2d", x, weight);
-  DDPM_CHECK(stride >= 1 && pad >= 0, "conv2d: stride must be >= 1 and pad >= 0, got stride ", stride,
-             ", pad ", pad);
+  DDPM_CHECK(stride >= 1 && !pad.any_negative(), "conv2d: stride must be >= 1 and every pad >= 0, got stride ",
+             stride, ", pad (top ", pad.top, ", bottom ", pad.bottom, ", left ", pad.left, ", right ", pad.right, ")");
   const int64_t n = x.dim(0), h = x.dim(1), w = x.dim(2), cin = x.dim(3);
   const int64_t cout = weight.dim(0), kh = weight.dim(1), kw = weight.dim(2);
   DDPM_CHECK(weight.dim(3) == cin, "conv2d: x ", shape_str(x.shape()), " has ", cin,
              " channels but weight ", shape_str(weight.shape()), " expects ", weight.dim(3));
-  DDPM_CHECK(h + 2 * pad >= kh && w + 2 * pad >= kw, "conv2d: kernel ", kh, "x", kw,
-             " is larger than the padded input ", h + 2 * pad, "x", w + 2 * pad);
+  const int64_t padded_h = h + pad.top + pad.bottom, padded_w = w + pad.left + pad.right;
+  DDPM_CHECK(padded_h >= kh && padded_w >= kw, "conv2d: kernel ", kh, "x", kw, " is larger than the padded input ",
+             padded_h, "x", padded_w);
   if (bias.defined()) {
     check_same_device_dtype("conv2d", x, bias);
     check_shape("conv2d", "bias", bias, {cout});
   }
-  const int64_t oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1;
+  const int64_t oh = (padded_h - kh) / stride + 1, ow = (padded_w - kw) / stride + 1;
   Tensor out = Tensor::empty({n, oh, ow, cout}, x.dtype(), x.device());
   backend_for(x.device()).conv2d_forward({x, weight, bias, out, stride, pad});
   return record("conv2d", out, {x, weight, bias},

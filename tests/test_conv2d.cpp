@@ -8,6 +8,8 @@
 
 #include "engine/autograd.h"
 #include "engine/backend.h"
+#include "engine/nn/layers.h"
+#include "engine/nn/parameters.h"
 #include "engine/ops.h"
 #include "kernels/cpu/conv2d.h"
 #include "tests/support.h"
@@ -220,4 +222,103 @@ TEST_CASE("conv2d rejects mismatched shapes with messages that name the op and s
   REQUIRE_THROWS_AS(ddpm::conv2d(x, w, b_wrong), ddpm::Error);
   REQUIRE_THROWS_WITH(ddpm::conv2d(x, w, b_wrong), Contains("conv2d") && Contains("bias") &&
                                                        Contains("[4]") && Contains("[3]"));
+}
+
+namespace {
+
+// A rectangular kernel with four-sided padding (e.g. Inception's 1x7 / 7x1 and TF-style (0,1,0,1)).
+struct RectConfig {
+  int kh, kw, stride;
+  ddpm::Pad2d pad;
+  std::string name() const {
+    return std::to_string(kh) + "x" + std::to_string(kw) + " stride " + std::to_string(stride) + " pad (t " +
+           std::to_string(pad.top) + ", b " + std::to_string(pad.bottom) + ", l " + std::to_string(pad.left) +
+           ", r " + std::to_string(pad.right) + ")";
+  }
+};
+
+std::vector<RectConfig> rect_configs() {
+  return {{1, 7, 1, {0, 0, 3, 3}}, {7, 1, 1, {3, 3, 0, 0}}, {1, 3, 1, {0, 0, 1, 1}}, {3, 1, 1, {1, 1, 0, 0}},
+          {3, 3, 2, {0, 1, 0, 1}}, {3, 3, 2, 0},            {2, 3, 2, {1, 0, 2, 0}}, {3, 2, 1, {0, 2, 1, 0}},
+          {3, 3, 1, {2, 0, 0, 2}}};
+}
+
+// The definition with four-sided padding: x [N,H,W,Cin], w [Cout,KH,KW,Cin], b [Cout].
+std::vector<double> reference_conv2d_padded(const Tensor& xt, const Tensor& wt, const Tensor& bt, int stride,
+                                            ddpm::Pad2d pad) {
+  const std::vector<double> x = xt.to_vector(), w = wt.to_vector(), b = bt.to_vector();
+  const int64_t n = xt.dim(0), h = xt.dim(1), wd = xt.dim(2), cin = xt.dim(3);
+  const int64_t cout = wt.dim(0), kh = wt.dim(1), kw = wt.dim(2);
+  const int64_t oh = (h + pad.top + pad.bottom - kh) / stride + 1, ow = (wd + pad.left + pad.right - kw) / stride + 1;
+  std::vector<double> out(static_cast<size_t>(n * oh * ow * cout));
+  for (int64_t s = 0; s < n; ++s)
+    for (int64_t oy = 0; oy < oh; ++oy)
+      for (int64_t ox = 0; ox < ow; ++ox)
+        for (int64_t co = 0; co < cout; ++co) {
+          double acc = b[static_cast<size_t>(co)];
+          for (int64_t ky = 0; ky < kh; ++ky)
+            for (int64_t kx = 0; kx < kw; ++kx) {
+              const int64_t iy = oy * stride - pad.top + ky, ix = ox * stride - pad.left + kx;
+              if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+              for (int64_t ci = 0; ci < cin; ++ci)
+                acc += x[static_cast<size_t>(((s * h + iy) * wd + ix) * cin + ci)] *
+                       w[static_cast<size_t>(((co * kh + ky) * kw + kx) * cin + ci)];
+            }
+          out[static_cast<size_t>(((s * oh + oy) * ow + ox) * cout + co)] = acc;
+        }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("conv2d with rectangular kernels and four-sided padding matches the loop nest", "[conv2d]") {
+  for (const RectConfig& c : rect_configs()) {
+    INFO(c.name());
+    Tensor x = ddpm::test::randn({2, 6, 7, 3}, 61), w = ddpm::test::randn({4, c.kh, c.kw, 3}, 62, 0.3),
+           b = ddpm::test::randn({4}, 63);
+    Tensor out = ddpm::conv2d(x, w, b, c.stride, c.pad);
+    const int64_t oh = (6 + c.pad.top + c.pad.bottom - c.kh) / c.stride + 1;
+    const int64_t ow = (7 + c.pad.left + c.pad.right - c.kw) / c.stride + 1;
+    REQUIRE(out.shape() == Shape{2, oh, ow, 4});
+    ddpm::test::require_close(out.to_vector(), reference_conv2d_padded(x, w, b, c.stride, c.pad), 1e-12, 1e-12,
+                              "conv2d " + c.name());
+  }
+}
+
+TEST_CASE("conv2d gradients with rectangular kernels and four-sided padding match central differences",
+          "[conv2d]") {
+  // 3 input channels: dcol + col2im; 16: the stride-1 flipped-kernel path (both see asymmetric pads).
+  for (int64_t cin : {3, 16})
+    for (const RectConfig& c : rect_configs()) {
+      INFO(c.name() << ", " << cin << " input channels");
+      std::vector<Tensor> inputs{ddpm::test::randn({2, 6, 7, cin}, 71), ddpm::test::randn({4, c.kh, c.kw, cin}, 72, 0.3),
+                                 ddpm::test::randn({4}, 73)};
+      ddpm::test::check_gradients(
+          [&](const std::vector<Tensor>& in) { return ddpm::conv2d(in[0], in[1], in[2], c.stride, c.pad); }, inputs,
+          1e-8, 1e-10, 1e-2);
+    }
+}
+
+TEST_CASE("Conv2d module takes rectangular kernels, four-sided padding and no bias", "[conv2d]") {
+  ddpm::Conv2dOptions options;
+  options.kernel_h = 1;
+  options.kernel_w = 7;
+  options.pad = ddpm::Pad2d(0, 0, 3, 3);
+  options.bias = false;
+  ddpm::Conv2d conv(5, 6, options);
+  ddpm::ParameterSet params(conv, 7, ddpm::Device::CPU, DType::F64);
+  REQUIRE(params.count() == 6 * 1 * 7 * 5);  // the weight only
+  Tensor x = ddpm::test::randn({1, 4, 9, 5}, 81);
+  Tensor out = conv.forward(x);
+  REQUIRE(out.shape() == Shape{1, 4, 9, 6});
+  ddpm::test::require_close(out.to_vector(),
+                            reference_conv2d_padded(x, params.find("weight").value, Tensor::zeros({6}, DType::F64),
+                                                    1, options.pad),
+                            1e-12, 1e-12, "Conv2d 1x7 module");
+}
+
+TEST_CASE("conv2d rejects negative padding", "[conv2d]") {
+  Tensor x = Tensor::zeros({1, 5, 7, 3}), w = Tensor::zeros({4, 3, 3, 3});
+  REQUIRE_THROWS_WITH(ddpm::conv2d(x, w, Tensor(), 1, ddpm::Pad2d(0, -1, 0, 0)),
+                      Catch::Contains("conv2d") && Catch::Contains("pad") && Catch::Contains("bottom -1"));
 }

@@ -29,11 +29,15 @@ Linear::Linear(int64_t in_features, int64_t out_features, double init_scale, boo
 Tensor Linear::forward(const Tensor& x) const { return linear(x, as_compute(weight_, x), as_compute(bias_, x)); }
 
 Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int kernel, int stride, int pad, double init_scale)
-    : stride_(stride), pad_(pad < 0 ? kernel / 2 : pad) {
-  const int64_t taps = static_cast<int64_t>(kernel) * kernel;
-  weight_ = register_parameter("weight", {out_channels, kernel, kernel, in_channels},
-                               variance_scaling(init_scale, in_channels * taps, out_channels * taps));
-  bias_ = register_parameter("bias", {out_channels}, {InitSpec::Zeros, 0});
+    : Conv2d(in_channels, out_channels,
+             Conv2dOptions{kernel, kernel, stride, Pad2d(pad < 0 ? kernel / 2 : pad), init_scale, true}) {}
+
+Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, const Conv2dOptions& options)
+    : stride_(options.stride), pad_(options.pad) {
+  const int64_t taps = static_cast<int64_t>(options.kernel_h) * options.kernel_w;
+  weight_ = register_parameter("weight", {out_channels, options.kernel_h, options.kernel_w, in_channels},
+                               variance_scaling(options.init_scale, in_channels * taps, out_channels * taps));
+  if (options.bias) bias_ = register_parameter("bias", {out_channels}, {InitSpec::Zeros, 0});
 }
 
 Tensor Conv2d::forward(const Tensor& x) const {

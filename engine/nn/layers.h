@@ -3,6 +3,7 @@
 // (DDPM zero-initializes the last layer of each residual branch and the output). Biases start at 0.
 #pragma once
 #include "engine/nn/module.h"
+#include "engine/pad2d.h"
 
 namespace ddpm {
 
@@ -18,15 +19,26 @@ class Linear : public Module {
   Tensor weight_, bias_;  // [out, in], [out]
 };
 
+// A KH x KW convolution with any stride and four-sided zero padding.
+struct Conv2dOptions {
+  int kernel_h = 3, kernel_w = 3;
+  int stride = 1;
+  Pad2d pad;
+  double init_scale = 1.0;
+  bool bias = true;
+};
+
 class Conv2d : public Module {
  public:
   Conv2d(int64_t in_channels, int64_t out_channels, int kernel, int stride = 1, int pad = -1,
-         double init_scale = 1.0);  // pad -1: "same" padding, kernel / 2
+         double init_scale = 1.0);  // square kernel; pad -1: "same" padding, kernel / 2
+  Conv2d(int64_t in_channels, int64_t out_channels, const Conv2dOptions& options);
   Tensor forward(const Tensor& x) const;  // [N,H,W,Cin] -> [N,OH,OW,Cout]
 
  private:
-  Tensor weight_, bias_;  // [Cout, K, K, Cin], [Cout]
-  int stride_, pad_;
+  Tensor weight_, bias_;  // [Cout, KH, KW, Cin], [Cout] (undefined without bias)
+  int stride_;
+  Pad2d pad_;
 };
 
 class GroupNorm : public Module {

@@ -7,7 +7,8 @@
 // x viewed as [N*H*W, Cin] already is the column matrix.
 // Backward: dW [Cout, K] = g^T col, db = column sums of g, and dx
 // - for stride 1: as the forward convolution of g with the kernel flipped in space and transposed
-//   in channels (Cin <-> Cout), padded by KH - 1 - pad: im2col of g and one GEMM straight into dx,
+//   in channels (Cin <-> Cout), padded by KH - 1 - pad_top above and KW - 1 - pad_left on the left
+//   (the bottom and right pads only decide OH and OW): im2col of g and one GEMM straight into dx,
 //   which moves far fewer bytes than forming dcol [rows, K] and folding it back;
 // - otherwise through dcol [rows, K] = g W followed by a gather col2im (each input pixel sums the
 //   column entries that read it), which needs no atomics and writes every element of dx once.
@@ -43,18 +44,24 @@ namespace {
 
 using cpu::kParallelGrain;
 
+// Only the top and left pads enter the index arithmetic: the bottom and right ones are already in
+// OH and OW (taken from the output tensor), and taps past the input's end read as zero anyway.
 struct ConvGeometry {
-  int64_t n, h, w, cin, cout, kh, kw, oh, ow, stride, pad;
+  int64_t n, h, w, cin, cout, kh, kw, oh, ow, stride, pad_top, pad_left;
   int64_t k() const { return kh * kw * cin; }           // columns of the column matrix
   int64_t out_pixels() const { return oh * ow; }        // column-matrix rows per sample
-  bool is_pointwise() const { return kh == 1 && kw == 1 && stride == 1 && pad == 0; }
+  bool is_pointwise() const {
+    return kh == 1 && kw == 1 && stride == 1 && pad_top == 0 && pad_left == 0 && oh == h && ow == w;
+  }
   // The stride-1 convolution whose output is dx: input g [N, OH, OW, Cout], output [N, H, W, Cin].
   // Used from 16 input channels up: its GEMM is Cin wide, a matrix-vector product for the 1-channel
   // input layer (8.1 against 6.1 ms through dcol at 28x28, batch 64).
   bool has_transpose() const {
-    return stride == 1 && cin >= 16 && pad <= kh - 1 && pad <= kw - 1 && kh - 1 - pad == kw - 1 - pad;
+    return stride == 1 && cin >= 16 && pad_top <= kh - 1 && pad_left <= kw - 1;
   }
-  ConvGeometry transposed() const { return {n, oh, ow, cout, cin, kh, kw, h, w, 1, kh - 1 - pad}; }
+  ConvGeometry transposed() const {
+    return {n, oh, ow, cout, cin, kh, kw, h, w, 1, kh - 1 - pad_top, kw - 1 - pad_left};
+  }
 
   // Samples per im2col chunk: as many as fit the scratch bound, at least one.
   int64_t chunk_samples(size_t elem_size) const {
@@ -65,9 +72,9 @@ struct ConvGeometry {
 };
 
 // out_or_grad [N, OH, OW, Cout] supplies OH and OW.
-ConvGeometry geometry(const Tensor& x, const Tensor& weight, const Tensor& out_or_grad, int stride, int pad) {
-  return {x.dim(0),           x.dim(1),           x.dim(2),      x.dim(3),      weight.dim(0), weight.dim(1),
-          weight.dim(2),      out_or_grad.dim(1), out_or_grad.dim(2), stride, pad};
+ConvGeometry geometry(const Tensor& x, const Tensor& weight, const Tensor& out_or_grad, int stride, Pad2d pad) {
+  return {x.dim(0),      x.dim(1),           x.dim(2),           x.dim(3), weight.dim(0), weight.dim(1),
+          weight.dim(2), out_or_grad.dim(1), out_or_grad.dim(2), stride,   pad.top,       pad.left};
 }
 
 // Scratch for one chunk's column matrix, kept per thread (and per type) between calls: a fresh
@@ -89,10 +96,10 @@ void im2col(const ConvGeometry& g, const T* x, int64_t samples, T* col) {
     T* dst = col + r * k;
     // Taps kx of one kernel row read consecutive input pixels, which NHWC stores contiguously:
     // the in-bounds ones are one copy of (kx1 - kx0) * Cin elements, the rest zeros.
-    const int64_t ix0 = ox * g.stride - g.pad;
+    const int64_t ix0 = ox * g.stride - g.pad_left;
     const int64_t kx0 = std::clamp<int64_t>(-ix0, 0, g.kw), kx1 = std::clamp<int64_t>(g.w - ix0, kx0, g.kw);
     for (int64_t ky = 0; ky < g.kh; ++ky, dst += g.kw * cin) {
-      const int64_t iy = oy * g.stride - g.pad + ky;
+      const int64_t iy = oy * g.stride - g.pad_top + ky;
       if (iy < 0 || iy >= g.h) {
         std::fill(dst, dst + g.kw * cin, T(0));
         continue;
@@ -127,13 +134,13 @@ void col2im(const ConvGeometry& g, const T* dcol, int64_t samples, T* dx, bool a
     for (int64_t p = 0; p < pixels; ++p) {
       const int64_t s = p / (g.h * g.w), iy = (p / g.w) % g.h, ix = p % g.w;
       std::fill(sum.begin(), sum.end(), T(0));
-      // Output row oy reads input row iy through kernel row ky when oy*stride - pad + ky == iy.
+      // Output row oy reads input row iy through kernel row ky when oy*stride - pad_top + ky == iy.
       for (int64_t ky = 0; ky < g.kh; ++ky) {
-        const int64_t ty = iy + g.pad - ky;
+        const int64_t ty = iy + g.pad_top - ky;
         if (ty < 0 || ty % g.stride != 0 || ty / g.stride >= g.oh) continue;
         const int64_t oy = ty / g.stride;
         for (int64_t kx = 0; kx < g.kw; ++kx) {
-          const int64_t tx = ix + g.pad - kx;
+          const int64_t tx = ix + g.pad_left - kx;
           if (tx < 0 || tx % g.stride != 0 || tx / g.stride >= g.ow) continue;
           const int64_t ox = tx / g.stride;
           const T* src = dcol + ((s * g.oh + oy) * g.ow + ox) * k + (ky * g.kw + kx) * cin;

@@ -2,7 +2,8 @@
 // checks the operands, then runs the implementation chosen in conv2d_impl.h. The custom path is
 // an implicit GEMM (conv2d_gather.cuh, conv2d_driver.cuh) on tensor cores for bfloat16 and on the
 // FMA units for float32; the cuDNN path is conv2d_cudnn.cu. The ops layer (engine/ops_nn.cpp)
-// has already checked the shapes.
+// has already checked the shapes. cuDNN takes only symmetric pads: asymmetric ones (TF-style
+// "SAME" downsampling) run on the custom kernels under either setting.
 #include <atomic>
 
 #include "kernels/cuda/conv2d_impl.h"
@@ -32,8 +33,8 @@ void CudaBackend::conv2d_forward(const conv2d_fwd& args) {
     using T = decltype(tag);
     cuda::check_operands("conv2d", args.x.dtype(), args.x, args.weight, args.bias, args.out);
     if (args.out.numel() == 0) return;
-    if (cuda::conv2d_impl() == cuda::ConvImpl::Cudnn && args.x.numel() > 0 && args.weight.numel() > 0 &&
-        cuda::conv::cudnn_forward(args))
+    if (cuda::conv2d_impl() == cuda::ConvImpl::Cudnn && args.pad.symmetric() && args.x.numel() > 0 &&
+        args.weight.numel() > 0 && cuda::conv::cudnn_forward(args))
       return;
     cuda::conv::custom_forward<T>(args);
   });
@@ -45,8 +46,8 @@ void CudaBackend::conv2d_backward(const conv2d_bwd& args) {
     cuda::check_operands("conv2d", args.x.dtype(), args.grad_out, args.x, args.weight, args.grad_x.tensor,
                          args.grad_weight.tensor, args.grad_bias.tensor);
     if (!args.grad_x.wanted() && !args.grad_weight.wanted() && !args.grad_bias.wanted()) return;
-    if (cuda::conv2d_impl() == cuda::ConvImpl::Cudnn && args.grad_out.numel() > 0 && args.x.numel() > 0 &&
-        args.weight.numel() > 0)
+    if (cuda::conv2d_impl() == cuda::ConvImpl::Cudnn && args.pad.symmetric() && args.grad_out.numel() > 0 &&
+        args.x.numel() > 0 && args.weight.numel() > 0)
       cuda::conv::cudnn_backward(args);
     else
       cuda::conv::custom_backward<T>(args);

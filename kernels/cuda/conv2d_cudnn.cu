@@ -8,7 +8,8 @@
 // GradSlot rule maps onto beta (1 accumulates; cuDNN does not read the output when beta is 0).
 // The bias add and the bias gradient use the custom kernels of conv2d_reduce.cu. A direction cuDNN
 // has no algorithm for (or refuses at execution) runs on the custom kernels, alone, so that no
-// gradient is ever computed twice.
+// gradient is ever computed twice. cuDNN pads symmetrically only: conv2d.cu sends asymmetric pads
+// to the custom kernels before reaching this file.
 #include <array>
 #include <initializer_list>
 #include <map>
@@ -29,7 +30,7 @@ namespace {
 enum Dir { kFwd = 0, kDgrad = 1, kWgrad = 2 };
 
 struct Key {
-  std::array<int64_t, 11> dims;  // n, h, w, cin, cout, kh, kw, oh, ow, stride, pad
+  std::array<int64_t, 12> dims;  // n, h, w, cin, cout, kh, kw, oh, ow, stride, pad_h, pad_w
   DType dtype;
   bool operator<(const Key& o) const { return std::tie(dims, dtype) < std::tie(o.dims, o.dtype); }
 };
@@ -62,7 +63,7 @@ struct Plan {
     DDPM_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w, type, CUDNN_TENSOR_NHWC, i(d[4]), i(d[3]), i(d[5]), i(d[6])));
     for (auto& c : conv) {
       DDPM_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&c));
-      DDPM_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(c, i(d[10]), i(d[10]), i(d[9]), i(d[9]), 1, 1,
+      DDPM_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(c, i(d[10]), i(d[11]), i(d[9]), i(d[9]), 1, 1,
                                                        CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
       DDPM_CUDNN_CHECK(cudnnSetConvolutionMathType(c, f32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
     }
@@ -143,9 +144,11 @@ Algo search(Plan& p, Dir dir) {
 std::mutex g_mutex;
 std::map<Key, std::unique_ptr<Plan>> g_plans;
 
-Key key_of(const Tensor& x, const Tensor& weight, const Tensor& out_or_grad, int stride, int pad) {
+// pad must be symmetric (top == bottom, left == right).
+Key key_of(const Tensor& x, const Tensor& weight, const Tensor& out_or_grad, int stride, Pad2d pad) {
+  DDPM_CHECK(pad.symmetric(), "CUDA conv2d (cuDNN): asymmetric padding reached the cuDNN path");
   return {{x.dim(0), x.dim(1), x.dim(2), x.dim(3), weight.dim(0), weight.dim(1), weight.dim(2), out_or_grad.dim(1),
-           out_or_grad.dim(2), stride, pad},
+           out_or_grad.dim(2), stride, pad.top, pad.left},
           x.dtype()};
 }
 

@@ -28,7 +28,7 @@ template <class T> struct Engine;
 
 constexpr int64_t kMaxExtent = int64_t{1} << 30;  // int32 indexing with room for tile overrun
 
-inline Geom geometry(const Tensor& x, const Tensor& weight, const Tensor& out_or_grad, int stride, int pad) {
+inline Geom geometry(const Tensor& x, const Tensor& weight, const Tensor& out_or_grad, int stride, Pad2d pad) {
   const int64_t dims[] = {x.dim(0),      x.dim(1),      x.dim(2),           x.dim(3),           weight.dim(0),
                           weight.dim(1), weight.dim(2), out_or_grad.dim(1), out_or_grad.dim(2)};
   const int64_t pixels_in = x.dim(0) * x.dim(1) * x.dim(2), pixels_out = x.dim(0) * out_or_grad.dim(1) * out_or_grad.dim(2);
@@ -40,7 +40,7 @@ inline Geom geometry(const Tensor& x, const Tensor& weight, const Tensor& out_or
              stride, " exceeds the 32-bit indexing of the CUDA kernels");
   return {static_cast<int>(dims[0]), static_cast<int>(dims[1]), static_cast<int>(dims[2]), static_cast<int>(dims[3]),
           static_cast<int>(dims[4]), static_cast<int>(dims[5]), static_cast<int>(dims[6]), static_cast<int>(dims[7]),
-          static_cast<int>(dims[8]), stride,                      pad};
+          static_cast<int>(dims[8]), stride,                      pad.top,                    pad.left};
 }
 
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -74,7 +74,7 @@ void custom_forward(const conv2d_fwd& args) {
   const int M = g.n * g.oh * g.ow, K = g.kh * g.kw * g.cin;
   if (M == 0 || g.cout == 0) return;
   FwdProblem<T> p{};
-  p.a = {ptr<T>(args.x), g.h, g.w, g.cin, g.kw, g.oh, g.ow, g.stride, g.pad, M, K};
+  p.a = {ptr<T>(args.x), g.h, g.w, g.cin, g.kw, g.oh, g.ow, g.stride, g.pad_y, g.pad_x, M, K};
   p.b = {ptr<T>(args.weight), K, g.cout, K};
   p.vec_a = g.cin % V == 0 && aligned16(p.a.data);
   p.vec_b = K % V == 0 && aligned16(p.b.data);
@@ -136,7 +136,7 @@ void wgrad(const conv2d_bwd& args, const Geom& g) {
   Scratch partials(static_cast<size_t>(splits) * M * N * sizeof(float));
   WgradProblem<T> p{};
   p.a = {ptr<T>(args.grad_out), g.cout, M, K};
-  p.b = {ptr<T>(args.x), g.h, g.w, g.cin, g.kw, g.oh, g.ow, g.stride, g.pad, N, K};
+  p.b = {ptr<T>(args.x), g.h, g.w, g.cin, g.kw, g.oh, g.ow, g.stride, g.pad_y, g.pad_x, N, K};
   p.vec_a = g.cout % V == 0 && aligned16(p.a.data);
   p.vec_b = g.cin % V == 0 && aligned16(p.b.data);
   p.M = M;

@@ -7,7 +7,7 @@
 //   wgrad    dW  [Cout, KH*KW*Cin]         = g^T [Cout, N*OH*OW]       . im2col(x) [N*OH*OW, ..]
 //
 // dgrad is split by stride class: input pixels (iy, ix) with iy % s == ry, ix % s == rx are read
-// only through the kernel taps ky = ky0 + s*t with ky0 = (ry + pad) % s, so each class is a dense
+// only through the kernel taps ky = ky0 + s*t with ky0 = (ry + pad_y) % s, so each class is a dense
 // GEMM over its own taps (no multiply by the zeros a transposed convolution would insert);
 // grid.z picks the class. wgrad reduces over every output pixel: grid.z splits that reduction
 // (split-K) into float32 partials that a second kernel sums in a fixed order (deterministic).
@@ -30,9 +30,11 @@
 
 namespace ddpm::cuda::conv {
 
-// Extents of one convolution (each fits int32: conv2d_driver.cuh checks).
+// Extents of one convolution (each fits int32: conv2d_driver.cuh checks). pad_y and pad_x are the
+// top and left pads; the bottom and right ones are already in OH and OW, and taps past the
+// input's end read as zero.
 struct Geom {
-  int n, h, w, cin, cout, kh, kw, oh, ow, stride, pad;
+  int n, h, w, cin, cout, kh, kw, oh, ow, stride, pad_y, pad_x;
 };
 
 // k = (ty * taps_x + tx) * channels + c: a kernel tap (ty, tx) and a channel c, channel fastest.
@@ -89,7 +91,7 @@ __device__ __forceinline__ bool inside(int v, int end) { return static_cast<unsi
 template <class T>
 struct ImageRows {
   const T* data;
-  int h, w, c, kw, oh, ow, stride, pad, m_end, k_end;
+  int h, w, c, kw, oh, ow, stride, pad_y, pad_x, m_end, k_end;
   struct Fixed {
     const T* base;  // this sample's image, nullptr past the last row
     int y0, x0;     // top-left input pixel of the window
@@ -98,7 +100,7 @@ struct ImageRows {
   __device__ Fixed fix(int m) const {
     if (m >= m_end) return {nullptr, 0, 0};
     const Pixel p = pixel_at(m, oh, ow);
-    return {data + static_cast<int64_t>(p.img) * h * w * c, p.y * stride - pad, p.x * stride - pad};
+    return {data + static_cast<int64_t>(p.img) * h * w * c, p.y * stride - pad_y, p.x * stride - pad_x};
   }
   __device__ Moving at(int k) const { return tap_channel_at(k, c, kw); }
   __device__ void advance(Moving& t, int step) const { tap_channel_advance(t, step, c, kw); }
@@ -124,7 +126,7 @@ struct WeightRows {
 
 // dgrad A for one stride class: g [N, OH, OW, Cout] gathered as [M = N*HJ*WJ, K = TKH*TKW*Cout];
 // m = input pixel (img, jy, jx) of the class (iy = ry + s*jy), k = (ty, tx, co) with kernel tap
-// ky = ky0 + s*ty. That pixel reads output row oy = jy + dy - ty (dy = (ry + pad) / s).
+// ky = ky0 + s*ty. That pixel reads output row oy = jy + dy - ty (dy = (ry + pad_y) / s).
 template <class T>
 struct GradRows {
   const T* data;
@@ -185,7 +187,7 @@ struct GradCols {
 template <class T>
 struct ImageCols {
   const T* data;
-  int h, w, c, kw, oh, ow, stride, pad, n_end, k_end;
+  int h, w, c, kw, oh, ow, stride, pad_y, pad_x, n_end, k_end;
   struct Fixed {
     int ky, kx, ci;  // ci = -1 past the end
   };
@@ -198,7 +200,7 @@ struct ImageCols {
   __device__ Moving at(int k) const { return pixel_at(k, oh, ow); }
   __device__ void advance(Moving& p, int step) const { pixel_advance(p, step, oh, ow); }
   __device__ const T* ptr(const Fixed& f, const Moving& p) const {
-    const int iy = p.y * stride - pad + f.ky, ix = p.x * stride - pad + f.kx;
+    const int iy = p.y * stride - pad_y + f.ky, ix = p.x * stride - pad_x + f.kx;
     if (f.ci < 0 || p.k >= k_end || !inside(iy, h) || !inside(ix, w)) return nullptr;
     return data + ((static_cast<int64_t>(p.img) * h + iy) * w + ix) * c + f.ci;
   }
@@ -284,7 +286,7 @@ struct DgradProblem {
     rx = z - ry * s;
     hj = ry < g.h ? (g.h - ry + s - 1) / s : 0;
     wj = rx < g.w ? (g.w - rx + s - 1) / s : 0;
-    const int ky0 = (ry + g.pad) % s, kx0 = (rx + g.pad) % s;
+    const int ky0 = (ry + g.pad_y) % s, kx0 = (rx + g.pad_x) % s;
     const int taps_y = ky0 < g.kh ? (g.kh - ky0 + s - 1) / s : 0;
     const int taps_x = kx0 < g.kw ? (g.kw - kx0 + s - 1) / s : 0;
     M = g.n * hj * wj;
@@ -295,8 +297,8 @@ struct DgradProblem {
     a.hj = hj;
     a.wj = wj;
     a.taps_x = taps_x;
-    a.dy = (ry + g.pad) / s;
-    a.dx = (rx + g.pad) / s;
+    a.dy = (ry + g.pad_y) / s;
+    a.dx = (rx + g.pad_x) / s;
     a.m_end = M;
     a.k_end = K;
     b.ky0 = ky0;

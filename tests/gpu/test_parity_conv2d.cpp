@@ -1,7 +1,9 @@
 // CPU-versus-CUDA parity of conv2d: forward, and backward (dx, dW, db) in write and accumulate
 // mode, float32 and bfloat16, for both CUDA implementations (custom implicit GEMM and cuDNN), at
 // the DDPM UNet's shapes (batch 2) and at awkward ones (odd sizes, channel counts that defeat the
-// 16-byte loads, stride 2 and 3, pad 0, 1x1 and non-square kernels, unaligned pointers). The CPU
+// 16-byte loads, stride 2 and 3, pad 0, 1x1 and non-square kernels, unaligned pointers) and at
+// Inception-v3's 1x7 / 7x1 / 1x3 / 3x1 kernels and TF-style asymmetric (0, 1, 0, 1) pads, which
+// the cuDNN setting routes to the custom kernels (cuDNN pads symmetrically only). The CPU
 // runs in float64 on the inputs as the GPU sees them (test::as_seen); GPU outputs live in guarded
 // buffers, and a written output starts as NaN so that a kernel reading it fails the finite check.
 //
@@ -35,17 +37,19 @@ namespace {
 
 struct Case {
   std::string name;
-  int n, h, w, cin, cout, kh, kw, stride, pad;
+  int n, h, w, cin, cout, kh, kw, stride;
+  Pad2d pad;
   bool bias;
-  int oh() const { return (h + 2 * pad - kh) / stride + 1; }
-  int ow() const { return (w + 2 * pad - kw) / stride + 1; }
+  int oh() const { return (h + pad.top + pad.bottom - kh) / stride + 1; }
+  int ow() const { return (w + pad.left + pad.right - kw) / stride + 1; }
   Shape x_shape() const { return {n, h, w, cin}; }
   Shape w_shape() const { return {cout, kh, kw, cin}; }
   Shape out_shape() const { return {n, oh(), ow(), cout}; }
   std::string label() const {
     return name + " [" + std::to_string(n) + "," + std::to_string(h) + "," + std::to_string(w) + "," +
            std::to_string(cin) + "]->" + std::to_string(cout) + " " + std::to_string(kh) + "x" + std::to_string(kw) +
-           " s" + std::to_string(stride) + " p" + std::to_string(pad);
+           " s" + std::to_string(stride) + " p" + std::to_string(pad.top) + "," + std::to_string(pad.bottom) + "," +
+           std::to_string(pad.left) + "," + std::to_string(pad.right);
   }
 };
 
@@ -70,6 +74,18 @@ const std::vector<Case> kAwkwardCases = {
     {"1x1 map, pad 1", 4, 1, 1, 12, 20, 3, 3, 1, 1, true},
     {"pad 0 3x3, 64->136", 3, 12, 10, 64, 136, 3, 3, 1, 0, true},
     {"split-K, 32 ch", 8, 16, 16, 32, 32, 3, 3, 1, 1, true},
+};
+
+// Inception-v3's factorized kernels (at 17x17 and 8x8) and TF-style "SAME" downsampling.
+const std::vector<Case> kRectangularCases = {
+    {"inception 1x7", 2, 17, 17, 128, 128, 1, 7, 1, {0, 0, 3, 3}, true},
+    {"inception 7x1", 2, 17, 17, 128, 192, 7, 1, 1, {3, 3, 0, 0}, true},
+    {"inception 1x3", 2, 8, 8, 384, 384, 1, 3, 1, {0, 0, 1, 1}, true},
+    {"inception 3x1", 2, 8, 8, 384, 384, 3, 1, 1, {1, 1, 0, 0}, true},
+    {"inception stem stride 2 pad 0", 2, 35, 35, 3, 32, 3, 3, 2, 0, true},
+    {"TF SAME downsample (0,1,0,1)", 2, 16, 16, 64, 64, 3, 3, 2, {0, 1, 0, 1}, true},
+    {"TF SAME odd map (0,1,0,1)", 2, 9, 7, 5, 12, 3, 3, 2, {0, 1, 0, 1}, true},
+    {"asymmetric (2,0,1,3) stride 3", 2, 10, 11, 24, 16, 3, 2, 3, {2, 0, 1, 3}, false},
 };
 
 const DType kDtypes[] = {DType::F32, DType::BF16};
@@ -193,6 +209,10 @@ void check_cases(const std::vector<Case>& cases) {
 TEST_CASE("CUDA conv2d matches the CPU at the DDPM UNet's shapes", "[gpu][parity][conv2d]") { check_cases(kUnetCases); }
 
 TEST_CASE("CUDA conv2d matches the CPU at awkward shapes", "[gpu][parity][conv2d]") { check_cases(kAwkwardCases); }
+
+TEST_CASE("CUDA conv2d matches the CPU with rectangular kernels and asymmetric pads", "[gpu][parity][conv2d]") {
+  check_cases(kRectangularCases);
+}
 
 TEST_CASE("CUDA conv2d custom kernels match the CPU with every tile configuration", "[gpu][parity][conv2d]") {
   // Small problems pick the smallest tile by themselves; force each one, on a vectorized shape
