@@ -76,8 +76,11 @@ struct UNet::Level final : Module {
   ModuleList<AttnBlock>* attn = &add_module<ModuleList<AttnBlock>>("attn");
   Conv2d* resample = nullptr;  // stride-2 conv (down) or the conv after nearest 2x upsampling (up)
 
-  void add_resample(const char* name, int64_t channels, int stride, int pad = 1) {
-    resample = &add_module<Conv2d>(name, channels, channels, 3, stride, pad);
+  void add_resample(const char* name, int64_t channels, int stride, Pad2d pad = 1) {
+    Conv2dOptions options;
+    options.stride = stride;
+    options.pad = pad;
+    resample = &add_module<Conv2d>(name, channels, channels, options);
   }
 };
 
@@ -98,8 +101,8 @@ UNet::UNet(const UNetConfig& c) : config_(c) {
     return c.head_channels > 0 ? static_cast<int>(channels / c.head_channels) : c.heads;
   };
   DDPM_CHECK(c.norm_eps > 0, "UNet: norm_eps must be positive, got ", c.norm_eps);
-  DDPM_CHECK(c.downsample_padding == 1, "UNet: downsample_padding ", c.downsample_padding,
-             " is not supported yet (bottom-and-right padding needs conv2d's four-sided padding); use 1");
+  DDPM_CHECK(c.downsample_padding == 0 || c.downsample_padding == 1, "UNet: downsample_padding must be 1 (every side) ",
+             "or 0 (bottom and right only), got ", c.downsample_padding);
   int layer = 0;
 
   conv_in_ = &add_module<Conv2d>("conv_in", c.in_channels, ch, 3);
@@ -121,7 +124,7 @@ UNet::UNet(const UNetConfig& c) : config_(c) {
       skips.push_back(cur);
     }
     if (i != levels - 1) {
-      level.add_resample("downsample", cur, 2, c.downsample_padding);
+      level.add_resample("downsample", cur, 2, c.downsample_padding ? Pad2d(1) : Pad2d(0, 1, 0, 1));
       skips.push_back(cur);
       res /= 2;
     }

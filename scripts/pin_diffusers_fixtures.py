@@ -161,7 +161,8 @@ def pin_export(rng):
         env = dict(os.environ, DDPM_DIFFUSERS_EXPORT_DIR=tmp)
         subprocess.run([tests, "[.diffusers-export-pin]"], check=True, env=env)
         pipe = DDPMPipeline.from_pretrained(tmp)  # model_index.json, unet/, scheduler/
-        unet = UNet2DModel.from_pretrained(os.path.join(tmp, "unet"))
+        unet, info = UNet2DModel.from_pretrained(os.path.join(tmp, "unet"), output_loading_info=True)
+        assert not any(info.values()), info  # every tensor present, none unexpected, no shape mismatch
         scheduler = DDPMScheduler.from_pretrained(os.path.join(tmp, "scheduler"))
         assert isinstance(pipe.unet, UNet2DModel) and isinstance(pipe.scheduler, DDPMScheduler)
         x, t = inputs(rng, 2, 8, 1, [5, 180])
