@@ -79,7 +79,7 @@ std::string modern_attention_name(const std::string& n) {
 }
 
 namespace {
-// Moves axis `from` of a rank-4 float32 tensor to position `to` (1 <-> 3 here).
+// A rank-4 float32 conv weight between PyTorch's [O, I, K, K] and the engine's [O, K, K, I].
 Tensor move_axis(const Tensor& x, bool channels_last) {
   const Shape s = x.shape();
   // channels_last: [O, I, K1, K2] -> [O, K1, K2, I]; else [O, K1, K2, I] -> [O, I, K1, K2]
