@@ -4,6 +4,7 @@
 #include <string>
 
 #include "engine/ops.h"
+#include "models/sinusoidal_embedding.h"
 
 namespace ddpm {
 
@@ -11,12 +12,12 @@ namespace ddpm {
 // init), plus the input (through a 1x1 conv when the channel count changes).
 class ResBlock final : public Module {
  public:
-  ResBlock(int64_t in, int64_t out, int64_t temb_dim, double dropout, int groups, int layer)
+  ResBlock(int64_t in, int64_t out, int64_t temb_dim, double dropout, int groups, int layer, double eps = 1e-6)
       : out_(out), dropout_(dropout), layer_(layer) {
-    norm1_ = &add_module<GroupNorm>("norm1", in, groups);
+    norm1_ = &add_module<GroupNorm>("norm1", in, groups, eps);
     conv1_ = &add_module<Conv2d>("conv1", in, out, 3);
     temb_proj_ = &add_module<Linear>("temb_proj", temb_dim, out);
-    norm2_ = &add_module<GroupNorm>("norm2", out, groups);
+    norm2_ = &add_module<GroupNorm>("norm2", out, groups, eps);
     conv2_ = &add_module<Conv2d>("conv2", out, out, 3, 1, -1, 0.0);
     if (in != out) shortcut_ = &add_module<Conv2d>("nin_shortcut", in, out, 1);
   }
@@ -46,9 +47,10 @@ class ResBlock final : public Module {
 // x + proj_out(attention(q, k, v)) over the H*W positions, q/k/v/proj_out 1x1 (linear over C).
 class AttnBlock final : public Module {
  public:
-  AttnBlock(int64_t channels, int heads, int groups) : heads_(heads) {
-    DDPM_CHECK(channels % heads == 0, "UNet: ", channels, " channels do not split into ", heads, " attention heads");
-    norm_ = &add_module<GroupNorm>("norm", channels, groups);
+  AttnBlock(int64_t channels, int heads, int groups, double eps = 1e-6) : heads_(heads) {
+    DDPM_CHECK(heads >= 1 && channels % heads == 0, "UNet: ", channels, " channels do not split into ", heads,
+               " attention heads");
+    norm_ = &add_module<GroupNorm>("norm", channels, groups, eps);
     q_ = &add_module<Linear>("q", channels, channels);
     k_ = &add_module<Linear>("k", channels, channels);
     v_ = &add_module<Linear>("v", channels, channels);
@@ -94,8 +96,11 @@ struct UNet::Level final : Module {
   ModuleList<AttnBlock>* attn = &add_module<ModuleList<AttnBlock>>("attn");
   Conv2d* resample = nullptr;  // stride-2 conv (down) or the conv after nearest 2x upsampling (up)
 
-  void add_resample(const char* name, int64_t channels, int stride) {
-    resample = &add_module<Conv2d>(name, channels, channels, 3, stride, 1);
+  void add_resample(const char* name, int64_t channels, int stride, Pad2d pad = 1) {
+    Conv2dOptions options;
+    options.stride = stride;
+    options.pad = pad;
+    resample = &add_module<Conv2d>(name, channels, channels, options);
   }
 };
 
@@ -109,6 +114,15 @@ UNet::UNet(const UNetConfig& c) : config_(c) {
   auto wants_attention = [&](int res) {
     return std::find(c.attention_resolutions.begin(), c.attention_resolutions.end(), res) != c.attention_resolutions.end();
   };
+  // Heads of one attention block: `heads`, or channels / head_channels when that is set.
+  auto heads_for = [&](int64_t channels) {
+    DDPM_CHECK(c.head_channels <= 0 || channels % c.head_channels == 0, "UNet: ", channels,
+               " channels do not split into heads of head_channels = ", c.head_channels);
+    return c.head_channels > 0 ? static_cast<int>(channels / c.head_channels) : c.heads;
+  };
+  DDPM_CHECK(c.norm_eps > 0, "UNet: norm_eps must be positive, got ", c.norm_eps);
+  DDPM_CHECK(c.downsample_padding == 0 || c.downsample_padding == 1, "UNet: downsample_padding must be 1 (every side) ",
+             "or 0 (bottom and right only), got ", c.downsample_padding);
   int layer = 0;
 
   conv_in_ = &add_module<Conv2d>("conv_in", c.in_channels, ch, 3);
@@ -125,22 +139,22 @@ UNet::UNet(const UNetConfig& c) : config_(c) {
     const int64_t out = ch * c.channel_mult[static_cast<size_t>(i)];
     for (int j = 0; j < c.num_res_blocks; ++j) {
       check_keeps_time_signal("down." + std::to_string(i) + ".block." + std::to_string(j), out, c.groups, ch);
-      level.block->append(cur, out, temb_dim, c.dropout, c.groups, layer++);
+      level.block->append(cur, out, temb_dim, c.dropout, c.groups, layer++, c.norm_eps);
       cur = out;
-      if (wants_attention(res)) level.attn->append(cur, c.heads, c.groups);
+      if (wants_attention(res)) level.attn->append(cur, heads_for(cur), c.groups, c.norm_eps);
       skips.push_back(cur);
     }
     if (i != levels - 1) {
-      level.add_resample("downsample", cur, 2);
+      level.add_resample("downsample", cur, 2, c.downsample_padding ? Pad2d(1) : Pad2d(0, 1, 0, 1));
       skips.push_back(cur);
       res /= 2;
     }
   }
 
   check_keeps_time_signal("mid_block_1", cur, c.groups, ch);
-  mid_block_1_ = &add_module<ResBlock>("mid_block_1", cur, cur, temb_dim, c.dropout, c.groups, layer++);
-  mid_attn_1_ = &add_module<AttnBlock>("mid_attn_1", cur, c.heads, c.groups);
-  mid_block_2_ = &add_module<ResBlock>("mid_block_2", cur, cur, temb_dim, c.dropout, c.groups, layer++);
+  mid_block_1_ = &add_module<ResBlock>("mid_block_1", cur, cur, temb_dim, c.dropout, c.groups, layer++, c.norm_eps);
+  mid_attn_1_ = &add_module<AttnBlock>("mid_attn_1", cur, heads_for(cur), c.groups, c.norm_eps);
+  mid_block_2_ = &add_module<ResBlock>("mid_block_2", cur, cur, temb_dim, c.dropout, c.groups, layer++, c.norm_eps);
 
   // The up path is built from the top level down but stored by level index, like the down path.
   up_ = &add_module<ModuleList<Level>>("up");
@@ -151,17 +165,17 @@ UNet::UNet(const UNetConfig& c) : config_(c) {
     const int64_t out = ch * c.channel_mult[static_cast<size_t>(i)];
     for (int j = 0; j < c.num_res_blocks + 1; ++j) {
       check_keeps_time_signal("up." + std::to_string(i) + ".block." + std::to_string(j), out, c.groups, ch);
-      level.block->append(cur + skips.back(), out, temb_dim, c.dropout, c.groups, layer++);
+      level.block->append(cur + skips.back(), out, temb_dim, c.dropout, c.groups, layer++, c.norm_eps);
       skips.pop_back();
       cur = out;
-      if (wants_attention(res)) level.attn->append(cur, c.heads, c.groups);
+      if (wants_attention(res)) level.attn->append(cur, heads_for(cur), c.groups, c.norm_eps);
     }
     if (i != 0) {
       level.add_resample("upsample", cur, 1);
       res *= 2;
     }
   }
-  norm_out_ = &add_module<GroupNorm>("norm_out", cur, c.groups);
+  norm_out_ = &add_module<GroupNorm>("norm_out", cur, c.groups, c.norm_eps);
   conv_out_ = &add_module<Conv2d>("conv_out", cur, c.out_channels, 3, 1, -1, 0.0);
 }
 
@@ -172,7 +186,10 @@ Tensor UNet::forward(const Tensor& x, const Tensor& t, const DropoutKey& key) {
              shape_str(x.shape()));
   check_shape("UNet", "t", t, {x.dim(0)});
   // temb [N, 4ch]; the residual blocks all take silu(temb).
-  Tensor temb = (*temb_dense_)[1].forward(silu((*temb_dense_)[0].forward(time_features(t, c.base_channels, x.dtype()))));
+  const Tensor features = c.flip_sin_to_cos || c.freq_shift != 1
+                              ? sinusoidal_embedding(t, c.base_channels, c.flip_sin_to_cos, c.freq_shift, x.dtype())
+                              : time_features(t, c.base_channels, x.dtype());
+  Tensor temb = (*temb_dense_)[1].forward(silu((*temb_dense_)[0].forward(features)));
   const Tensor temb_act = silu(temb);
 
   std::vector<Tensor> skips{conv_in_->forward(x)};

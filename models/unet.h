@@ -22,6 +22,12 @@ struct UNetConfig {
   int heads = 1;
   double dropout = 0.1;
   int groups = 32;
+  // Options that published checkpoints (diffusers' UNet2DModel) need; the defaults are DDPM's.
+  double norm_eps = 1e-6;        // GroupNorm epsilon everywhere
+  int head_channels = 0;         // > 0: attention heads of this many channels each (instead of `heads`)
+  bool flip_sin_to_cos = false;  // time features [cos, sin] instead of [sin, cos]
+  int freq_shift = 1;            // time frequencies exp(-ln(10000) i / (base_channels/2 - freq_shift))
+  int downsample_padding = 1;    // 1: pad 1 on every side; 0: pad only bottom and right (TF "SAME")
 };
 
 class ResBlock;

@@ -11,10 +11,13 @@ struct RunArgs {
   std::string out;                      // --out FILE
   std::string raw;                      // --raw FILE.safetensors (sample)
   std::string config_file;              // --config FILE (info without a run)
+  std::vector<std::string> positional;  // words after the command (import/export: FORMAT PATH)
 };
 
 int sample_command(const RunArgs& args);
 int eval_command(const RunArgs& args);
 int info_command(const RunArgs& args);
+int import_command(const RunArgs& args);  // ddpm import diffusers DIR --out RUN_DIR
+int export_command(const RunArgs& args);  // ddpm export diffusers RUN_DIR --out DIR
 
 }  // namespace ddpm

@@ -27,6 +27,11 @@ const Json& default_config() {
       "heads": 1,
       "dropout": 0.1,
       "groups": 8,
+      "norm_eps": 1e-6,
+      "head_channels": 0,
+      "flip_sin_to_cos": false,
+      "freq_shift": 1,
+      "downsample_padding": 1,
       "mlp_hidden": 128,
       "mlp_blocks": 3
     },
@@ -70,6 +75,7 @@ const Json& default_config() {
       "s_tmax": 1e10,
       "s_noise": 1.0,
       "euler_eta": 1.0,
+      "spacing": "even",
       "clip": true,
       "use_ema": true,
       "seed": 1

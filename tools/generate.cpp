@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "diffusion/samplers.h"
+#include "diffusion/timestep_spacing.h"
 #include "tools/image_io.h"
 #include "tools/runtime.h"
 
@@ -42,7 +43,7 @@ Tensor generate(Denoiser& model, const GaussianDiffusion& diffusion, const Shape
   DDPM_CHECK(o.count >= 1, "sample.count must be at least 1, got ", o.count);
   const bool chain_method = is_chain(o.method);
   const bool respace = chain_method && o.steps > 0 && o.steps < diffusion.steps();
-  const GaussianDiffusion chain = respace ? diffusion.respaced(spaced_steps(diffusion.steps(), o.steps)) : diffusion;
+  const GaussianDiffusion chain = respace ? diffusion.respaced(sampling_steps(parse_timestep_spacing(o.spacing), diffusion.steps(), o.steps)) : diffusion;
   const auto setup = chain_method ? std::pair<SolverConfig, NoiseLevels>() : solver_setup(diffusion, o);
   const int per_batch = generate_evaluations(diffusion, o);
   const bool was_training = model.training();

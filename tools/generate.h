@@ -18,6 +18,7 @@ struct GenerateOptions {
   std::string sigmas = "auto";       // solvers: "discrete", "karras", or auto (karras)
   double rho = 7.0;                  // Karras levels
   SolverConfig solver;               // churn, s_noise, Euler-ancestral eta (method is set from `method`)
+  std::string spacing = "even";      // which steps a respaced chain visits (diffusion/timestep_spacing.h)
   bool clip = true;
   uint64_t seed = 0;
   int64_t batch = 256;

@@ -21,6 +21,8 @@ const char* kUsage =
     "  sample  draw images from a trained run   ddpm sample --run RUN_DIR [--set sample.key=value ...] [--out FILE.png] [--raw FILE.safetensors]\n"
     "  eval    test-set bits/dim, every term    ddpm eval --run RUN_DIR [--set eval.key=value ...] [--out FILE.json]\n"
     "  info    model summary and device         ddpm info (--config FILE | --run RUN_DIR) [--set key=value ...]\n"
+    "  import  a diffusers UNet2DModel -> run   ddpm import diffusers DIR --out RUN_DIR [--set key=value ...]\n"
+    "  export  a run -> diffusers DDPMPipeline  ddpm export diffusers RUN_DIR --out DIR\n"
     "\n"
     "`ddpm <command> --help` explains a command. Docs: docs/usage.md.\n";
 
@@ -53,6 +55,17 @@ const char* help_for(const std::string& command) {
   if (command == "info")
     return "ddpm info (--config FILE | --run RUN_DIR) [--set section.key=value ...]\n\n"
            "Prints the model's parameter count by block, the diffusion settings and the device.\n";
+  if (command == "import")
+    return "ddpm import diffusers DIR --out RUN_DIR [--set section.key=value ...]\n\n"
+           "Turns a diffusers UNet2DModel (DIR: a pipeline folder with model_index.json, unet/ and\n"
+           "scheduler/, or a UNet folder with config.json and diffusion_pytorch_model.safetensors) and its\n"
+           "DDPMScheduler/DDIMScheduler config into a run directory for ddpm sample and ddpm eval (the\n"
+           "weights are the model and its EMA). Fields the engine cannot express are refused by name.\n"
+           "--set adjusts the written config (e.g. data.path for eval). docs/usage.md lists what maps.\n";
+  if (command == "export")
+    return "ddpm export diffusers RUN_DIR --out DIR [--set sample.use_ema=false]\n\n"
+           "Writes the run's UNet (EMA weights by default) as a diffusers DDPMPipeline folder:\n"
+           "model_index.json, unet/ (UNet2DModel) and scheduler/ (DDPMScheduler).\n";
   return nullptr;
 }
 
@@ -82,6 +95,7 @@ Parsed parse(int argc, char** argv) {
     else if (arg == "--out") p.train.out = p.run.out = value();
     else if (arg == "--run") p.run.run_dir = value();
     else if (arg == "--raw") p.run.raw = value();
+    else if ((p.command == "import" || p.command == "export") && arg[0] != '-') p.run.positional.push_back(arg);
     else ddpm::detail::fail("ddpm ", p.command, ": unknown option '", arg, "' (see ddpm ", p.command, " --help)");
   }
   return p;
@@ -110,6 +124,8 @@ int main(int argc, char** argv) {
     if (p.command == "train") return ddpm::train_command(p.train);
     if (p.command == "sample") return ddpm::sample_command(p.run);
     if (p.command == "eval") return ddpm::eval_command(p.run);
+    if (p.command == "import") return ddpm::import_command(p.run);
+    if (p.command == "export") return ddpm::export_command(p.run);
     return ddpm::info_command(p.run);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "\nddpm: error: %s\n", e.what());

@@ -107,6 +107,12 @@ std::unique_ptr<Denoiser> build_model(const Json& config, const Shape& image_sha
   c.heads = m.at("heads");
   c.dropout = m.at("dropout");
   c.groups = m.at("groups");
+  // Keys added after runs were first written: a run's stored config may lack them.
+  c.norm_eps = m.value("norm_eps", c.norm_eps);
+  c.head_channels = m.value("head_channels", c.head_channels);
+  c.flip_sin_to_cos = m.value("flip_sin_to_cos", c.flip_sin_to_cos);
+  c.freq_shift = m.value("freq_shift", c.freq_shift);
+  c.downsample_padding = m.value("downsample_padding", c.downsample_padding);
   return std::make_unique<UNet>(c);
 }
 

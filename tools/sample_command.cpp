@@ -25,6 +25,7 @@ int sample_command(const RunArgs& args) {
   o.solver.s_tmax = s.at("s_tmax");
   o.solver.s_noise = s.at("s_noise");
   o.solver.eta = s.at("euler_eta");
+  o.spacing = s.value("spacing", "even");
   o.clip = s.at("clip");
   o.seed = seed_for(s.at("seed"), Purpose::Sampling);
   const int chain = o.steps > 0 && o.steps < m.diffusion->steps() ? o.steps : m.diffusion->steps();
