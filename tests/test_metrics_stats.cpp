@@ -50,7 +50,7 @@ TEST_CASE("metrics: streaming mean and covariance equal a two-pass float64 compu
                                                static_cast<double>(n - 1);
   const GaussianStats g = stats.gaussian();
   test::require_close(g.mu, mean, 1e-14, 0, "mean");
-  test::require_close(g.sigma, cov, 1e-11, 1e-13, "covariance");
+  test::require_close(g.sigma, cov, 1e-11, 1e-12, "covariance");  // entries ~1
 }
 
 TEST_CASE("metrics: streaming statistics equal numpy's mean and cov on the fixture", "[metrics][stats]") {
