@@ -22,8 +22,9 @@ void FeatureStats::add(const float* rows, int64_t n) {
   for (int64_t i = 0; i < n; ++i)
     for (size_t j = 0; j < d; ++j)
       centred[static_cast<size_t>(i) * d + j] = rows[static_cast<size_t>(i) * d + j] - batch_mean[j];
-  // scatter += centred^T centred (the batch's own scatter)
-  cpu::gemm(true, false, dim_, dim_, n, 1.0, centred.data(), dim_, centred.data(), dim_, 1.0, scatter_.data(), dim_);
+  // scatter += centred^T centred (the batch's own scatter), upper triangle only (SYRK: half a GEMM).
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<blasint>(dim_), static_cast<blasint>(n), 1.0,
+              centred.data(), static_cast<blasint>(dim_), 1.0, scatter_.data(), static_cast<blasint>(dim_));
   // + delta delta^T * n_a n_b / (n_a + n_b), delta = batch mean - running mean; then the new mean.
   const double na = static_cast<double>(count_), nb = static_cast<double>(n), total = na + nb;
   std::vector<double> delta(d);
@@ -31,7 +32,7 @@ void FeatureStats::add(const float* rows, int64_t n) {
   const double w = na * nb / total;
   if (w > 0)
     for (size_t r = 0; r < d; ++r)
-      for (size_t c = 0; c < d; ++c) scatter_[r * d + c] += w * delta[r] * delta[c];
+      for (size_t c = r; c < d; ++c) scatter_[r * d + c] += w * delta[r] * delta[c];
   for (size_t j = 0; j < d; ++j) mean_[j] += delta[j] * nb / total;
   count_ += n;
   if (keep_) features_.insert(features_.end(), rows, rows + static_cast<size_t>(n) * d);
@@ -50,7 +51,9 @@ GaussianStats FeatureStats::gaussian() const {
   g.dim = dim_;
   g.mu = mean_;
   g.sigma = scatter_;
-  for (double& v : g.sigma) v /= static_cast<double>(count_ - 1);
+  const size_t d = static_cast<size_t>(dim_);
+  for (size_t r = 0; r < d; ++r)
+    for (size_t c = r; c < d; ++c) g.sigma[c * d + r] = g.sigma[r * d + c] /= static_cast<double>(count_ - 1);
   return g;
 }
 

@@ -36,7 +36,7 @@ class FeatureStats {
   int64_t dim_, count_ = 0;
   bool keep_;
   std::vector<double> mean_;     // [D]
-  std::vector<double> scatter_;  // [D, D] sum of (x - mean)(x - mean)^T
+  std::vector<double> scatter_;  // [D, D] sum of (x - mean)(x - mean)^T; upper triangle kept
   std::vector<float> features_;
 };
 
