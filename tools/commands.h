@@ -1,5 +1,6 @@
 // The ddpm sub-commands other than train (tools/train.h). Each returns the exit status.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,10 @@ struct RunArgs {
   std::string raw;                      // --raw FILE.safetensors (sample)
   std::string config_file;              // --config FILE (info without a run)
   std::vector<std::string> positional;  // words after the command (import/export: FORMAT PATH)
+  std::string metrics;                  // --metrics fid,kid,... (eval; empty: bits/dim)
+  std::string features;                 // --features inception:FILE | classifier:RUN_DIR (eval)
+  std::string source, reference, cache; // --source, --reference, --cache DIR (eval)
+  int64_t count = 0;                    // --count N (eval; 0: eval.count)
 };
 
 int sample_command(const RunArgs& args);

@@ -1,19 +1,22 @@
 // `ddpm eval`: test-set bits/dim through the full variational bound, with every term, as JSON and
-// as a plot of bits/dim against t.
+// as a plot of bits/dim against t; with --metrics, sample-quality metrics too (tools/quality_eval.cpp).
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
 #include "tools/checkpoint.h"
 #include "tools/commands.h"
+#include "tools/feature_networks.h"
 #include "tools/image_io.h"
 #include "tools/progress.h"
+#include "tools/quality_eval.h"
 #include "tools/trained_model.h"
 
 namespace ddpm {
 
-int eval_command(const RunArgs& args) {
-  DDPM_CHECK(!args.run_dir.empty(), "eval: give the run directory with --run RUN_DIR");
-  TrainedModel m = load_trained_model(args.run_dir, args.overrides, true);
+namespace {
+// The bound's fields of eval.json; writes the plot of its terms next to json_path.
+Json bits_per_dim(TrainedModel& m, const std::string& json_path) {
   const Json& e = m.config.at("eval");
   const ImageSet test = load_dataset(m.config, "test");
   const int64_t count = std::min<int64_t>(e.at("count").get<int64_t>(), test.size()), batch = e.at("batch_size");
@@ -41,16 +44,12 @@ int eval_command(const RunArgs& args) {
   }
   bar.finish("done");
 
-  Json report{{"run", args.run_dir},
-              {"step", m.state.at("step")},
-              {"images", count},
+  Json report{{"images", count},
               {"total_bpd", total},
               {"prior_bpd", prior},
               {"decoder_bpd", terms[0]},
               {"terms_bpd", terms},
               {"eps_mse", mse}};
-  const std::string json_path = args.out.empty() ? args.run_dir + "/eval.json" : args.out;
-  write_file_atomically(json_path, report.dump(2) + "\n");
   Series curve{{}, terms, "bound term at step t"};
   for (int t = 0; t < steps; ++t) curve.x.push_back(t);
   const std::string plot = json_path.substr(0, json_path.rfind('.')) + "_terms.png";
@@ -58,6 +57,24 @@ int eval_command(const RunArgs& args) {
                   "bits/dim", true);
   std::printf("bits/dim %.4f (prior %.3g, decoder %.4f, %d terms) over %lld test images; %s, %s\n", total, prior,
               terms[0], steps, static_cast<long long>(count), json_path.c_str(), plot.c_str());
+  return report;
+}
+}  // namespace
+
+int eval_command(const RunArgs& args) {
+  DDPM_CHECK(!args.run_dir.empty(), "eval: give the run directory with --run RUN_DIR");
+  const std::vector<std::string> metrics = parse_metric_list(args.metrics);
+  TrainedModel m = load_trained_model(args.run_dir, args.overrides, true);
+  const QualityOptions quality = quality_options(args, metrics, m.config.at("eval").at("count"));
+  const std::string json_path = args.out.empty() ? args.run_dir + "/eval.json" : args.out;
+  Json report{{"run", args.run_dir}, {"step", m.state.at("step")}};
+  if (std::find(metrics.begin(), metrics.end(), "bpd") != metrics.end()) report.update(bits_per_dim(m, json_path));
+  if (!quality.metrics.empty()) {
+    const std::unique_ptr<FeatureNetwork> network = open_feature_network(args.features, m.device);
+    report.update(quality_eval(m, *network, quality));
+    std::printf("%s\n", json_path.c_str());
+  }
+  write_file_atomically(json_path, report.dump(2) + "\n");
   return 0;
 }
 

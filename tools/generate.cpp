@@ -55,7 +55,7 @@ Tensor generate(Denoiser& model, const GaussianDiffusion& diffusion, const Shape
     SampleOptions options;
     options.clip = o.clip;
     options.seed = o.seed;
-    options.stream = static_cast<uint64_t>(b) << 32;  // batch b's x_T and step noise
+    options.stream = static_cast<uint64_t>(o.first_batch + b) << 32;  // batch b's x_T and step noise
     if (o.progress) options.progress = [&](int done, int) { o.progress(b * per_batch + done, total); };
     const Shape shape{n, image_shape[0], image_shape[1], image_shape[2]};
     const ModelFn fn = model_fn(model, {});

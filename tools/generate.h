@@ -22,6 +22,7 @@ struct GenerateOptions {
   bool clip = true;
   uint64_t seed = 0;
   int64_t batch = 256;
+  int64_t first_batch = 0;  // batch b draws on stream (first_batch + b) << 32: a later part of a larger draw
   std::function<void(int64_t done, int64_t total)> progress;  // in model evaluations
 };
 

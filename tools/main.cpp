@@ -1,5 +1,6 @@
 // The ddpm program: train, sample, eval, info.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@ const char* kUsage =
     "                                           ddpm train --resume RUN_DIR [--set key=value ...]\n"
     "  sample  draw images from a trained run   ddpm sample --run RUN_DIR [--set sample.key=value ...] [--out FILE.png] [--raw FILE.safetensors]\n"
     "  eval    test-set bits/dim, every term    ddpm eval --run RUN_DIR [--set eval.key=value ...] [--out FILE.json]\n"
+    "          sample quality (FID, KID, ...)   ddpm eval --run RUN_DIR --metrics fid,kid,precision,recall,is --features SPEC [--count N]\n"
     "  info    model summary and device         ddpm info (--config FILE | --run RUN_DIR) [--set key=value ...]\n"
     "  import  a diffusers UNet2DModel -> run   ddpm import diffusers DIR --out RUN_DIR [--set key=value ...]\n"
     "  export  a run -> diffusers DDPMPipeline  ddpm export diffusers RUN_DIR --out DIR\n"
@@ -51,7 +53,19 @@ const char* help_for(const std::string& command) {
     return "ddpm eval --run RUN_DIR [--set eval.key=value ...] [--out FILE.json]\n\n"
            "Evaluates the full variational bound on the first eval.count test images: the prior L_T,\n"
            "every L_{t-1} and the decoder L_0, in bits/dim. Writes the per-term breakdown as JSON\n"
-           "(default RUN_DIR/eval.json) and a plot of bits/dim against t next to it (_terms.png).\n";
+           "(default RUN_DIR/eval.json) and a plot of bits/dim against t next to it (_terms.png).\n\n"
+           "ddpm eval --run RUN_DIR --metrics LIST --features SPEC [--count N] [--source samples|train|noise]\n"
+           "          [--reference test|train] [--cache DIR] [--set key=value ...] [--out FILE.json]\n\n"
+           "Sample-quality metrics in a feature network's space. LIST: any of fid, kid, precision, recall,\n"
+           "is, bpd (comma-separated; bpd is the bound above). SPEC: inception:FILE (Inception-v3 weights\n"
+           "from scripts/convert_inception.py) or classifier:RUN_DIR (a `ddpm classifier train` run).\n"
+           "N images (default eval.count) come from --source: the run's samples (the sample section's\n"
+           "method, steps, eta and seed; the same images `ddpm sample` draws), the train split (the\n"
+           "floor a perfect model would reach) or N(0,1) noise clamped to [-1, 1]. They are compared\n"
+           "with the first min(N, split size) images of the --reference split (default test), whose\n"
+           "statistics are cached as a pytorch-fid compatible .npz in --cache (default $DDPM_CACHE_DIR,\n"
+           "else $XDG_CACHE_HOME/ddpm/reference_stats, else ~/.cache/ddpm/reference_stats). eval.json gets\n"
+           "every metric, the counts, seeds, sampler, the feature network's name and the wall time.\n";
   if (command == "info")
     return "ddpm info (--config FILE | --run RUN_DIR) [--set section.key=value ...]\n\n"
            "Prints the model's parameter count by block, the diffusion settings and the device.\n";
@@ -96,6 +110,17 @@ Parsed parse(int argc, char** argv) {
     else if (arg == "--run") p.run.run_dir = value();
     else if (arg == "--raw") p.run.raw = value();
     else if ((p.command == "import" || p.command == "export") && arg[0] != '-') p.run.positional.push_back(arg);
+    else if (arg == "--metrics") p.run.metrics = value();
+    else if (arg == "--features") p.run.features = value();
+    else if (arg == "--source") p.run.source = value();
+    else if (arg == "--reference") p.run.reference = value();
+    else if (arg == "--cache") p.run.cache = value();
+    else if (arg == "--count") {
+      const std::string v = value();
+      char* end = nullptr;
+      p.run.count = std::strtoll(v.c_str(), &end, 10);
+      DDPM_CHECK(!v.empty() && *end == '\0', "ddpm ", p.command, ": --count needs an integer, got '", v, "'");
+    }
     else ddpm::detail::fail("ddpm ", p.command, ": unknown option '", arg, "' (see ddpm ", p.command, " --help)");
   }
   return p;
