@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/nn/layers.h"
+#include "models/class_embedding.h"
 #include "models/denoiser.h"
 
 namespace ddpm {
@@ -22,6 +23,7 @@ struct UNetConfig {
   int heads = 1;
   double dropout = 0.1;
   int groups = 32;
+  int num_classes = 0;  // > 0: class-conditional, a class embedding added to the time embedding
 };
 
 class ResBlock;
@@ -30,7 +32,9 @@ class AttnBlock;
 class UNet final : public Denoiser {
  public:
   explicit UNet(const UNetConfig& config);
-  Tensor forward(const Tensor& x, const Tensor& t, const DropoutKey& key) override;
+  Tensor forward(const Tensor& x, const Tensor& t, const DropoutKey& key,
+                 const std::vector<int>& labels = {}) override;
+  int num_classes() const override { return config_.num_classes; }
   const UNetConfig& config() const { return config_; }
 
  private:
@@ -45,6 +49,7 @@ class UNet final : public Denoiser {
   ModuleList<Level>* up_;
   GroupNorm* norm_out_;
   Conv2d* conv_out_;
+  ClassEmbedding* class_emb_ = nullptr;  // [4 ch] per class; only when num_classes > 0
 };
 
 }  // namespace ddpm

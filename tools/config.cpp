@@ -28,7 +28,8 @@ const Json& default_config() {
       "dropout": 0.1,
       "groups": 32,
       "mlp_hidden": 128,
-      "mlp_blocks": 3
+      "mlp_blocks": 3,
+      "num_classes": 0
     },
     "diffusion": {
       "steps": 1000,
@@ -56,7 +57,8 @@ const Json& default_config() {
       "log_every": 10,
       "sample_every": 0,
       "checkpoint_every": 500,
-      "sample_steps": 100
+      "sample_steps": 100,
+      "label_dropout": 0.1
     },
     "sample": {
       "count": 64,
@@ -65,7 +67,9 @@ const Json& default_config() {
       "eta": 0.0,
       "clip": true,
       "use_ema": true,
-      "seed": 1
+      "seed": 1,
+      "class": "",
+      "guidance": 0.0
     },
     "eval": {
       "count": 64,

@@ -5,6 +5,7 @@
 
 #include "tools/checkpoint.h"
 #include "tools/commands.h"
+#include "tools/conditioning.h"
 #include "tools/image_io.h"
 #include "tools/progress.h"
 #include "tools/trained_model.h"
@@ -23,13 +24,22 @@ int eval_command(const RunArgs& args) {
   ProgressBar bar("eval", batches * steps, 0, 100);
 
   std::vector<double> terms(static_cast<size_t>(steps), 0.0), mse(static_cast<size_t>(steps), 0.0);
+  // Class-conditional runs: the bound given each image's class, summed per class as well.
+  const int num_classes = m.model->num_classes();
+  const std::vector<std::string> names = class_names_of_run(m.state);
+  DDPM_CHECK(num_classes == 0 || static_cast<int64_t>(test.labels.size()) >= count, "eval: this run is "
+             "class-conditional but the test images have no labels");
+  std::vector<double> class_bpd(static_cast<size_t>(num_classes), 0.0), class_images(static_cast<size_t>(num_classes), 0.0);
   double prior = 0, total = 0;
   for (int64_t b = 0; b < batches; ++b) {
     std::vector<int64_t> indices;
     for (int64_t i = b * batch; i < std::min(count, (b + 1) * batch); ++i) indices.push_back(i);
     const Tensor x0 = gather_batch(test, indices, false, 0, 0).to(m.device);
     const double weight = static_cast<double>(indices.size()) / static_cast<double>(count);
-    const auto bound = m.diffusion->bits_per_dim(model_fn(*m.model, {}), x0, seed_for(e.at("seed"), Purpose::Evaluation),
+    std::vector<int> labels;
+    for (int64_t i : indices) labels.push_back(num_classes ? test.labels[static_cast<size_t>(i)] : 0);
+    const ModelFn network = num_classes ? condition_on(labeled_model_fn(*m.model, {}), labels) : model_fn(*m.model, {});
+    const auto bound = m.diffusion->bits_per_dim(network, x0, seed_for(e.at("seed"), Purpose::Evaluation),
                                                  static_cast<uint64_t>(b) * static_cast<uint64_t>(steps), true,
                                                  [&](int done, int) { bar.update(b * steps + done, "", 1); });
     for (int t = 0; t < steps; ++t) {
@@ -37,6 +47,10 @@ int eval_command(const RunArgs& args) {
       mse[static_cast<size_t>(t)] += weight * bound.mse[static_cast<size_t>(t)];
     }
     prior += weight * bound.prior_bpd;
+    for (size_t i = 0; num_classes && i < labels.size(); ++i) {
+      class_bpd[static_cast<size_t>(labels[i])] += bound.total_per_sample_bpd[i];
+      class_images[static_cast<size_t>(labels[i])] += 1;
+    }
     total += weight * bound.total_bpd;
   }
   bar.finish("done");
@@ -49,6 +63,13 @@ int eval_command(const RunArgs& args) {
               {"decoder_bpd", terms[0]},
               {"terms_bpd", terms},
               {"eps_mse", mse}};
+  for (int k = 0; k < num_classes; ++k) {
+    const size_t c = static_cast<size_t>(k);
+    if (class_images[c] == 0) continue;
+    report["per_class"][names.at(c)] = {{"total_bpd", class_bpd[c] / class_images[c]}, {"images", static_cast<int64_t>(class_images[c])}};
+    std::printf("  class %d %s: %.4f bits/dim over %.0f images\n", k, names[c].c_str(), class_bpd[c] / class_images[c],
+                class_images[c]);
+  }
   const std::string json_path = args.out.empty() ? args.run_dir + "/eval.json" : args.out;
   write_file_atomically(json_path, report.dump(2) + "\n");
   Series curve{{}, terms, "bound term at step t"};

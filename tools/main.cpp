@@ -19,6 +19,7 @@ const char* kUsage =
     "  train   train a DDPM (or resume one)     ddpm train --config FILE [--set key=value ...] [--out RUN_DIR]\n"
     "                                           ddpm train --resume RUN_DIR [--set key=value ...]\n"
     "  sample  draw images from a trained run   ddpm sample --run RUN_DIR [--set sample.key=value ...] [--out FILE.png] [--raw FILE.safetensors]\n"
+    "                                           [--class NAME|INDEX|all|none] [--guidance W]\n"
     "  eval    test-set bits/dim, every term    ddpm eval --run RUN_DIR [--set eval.key=value ...] [--out FILE.json]\n"
     "  info    model summary and device         ddpm info (--config FILE | --run RUN_DIR) [--set key=value ...]\n"
     "\n"
@@ -43,12 +44,15 @@ const char* help_for(const std::string& command) {
            "Draws sample.count images from the run's checkpoint (EMA weights unless sample.use_ema=false):\n"
            "sample.method ancestral or ddim (sample.eta), sample.steps > 0 respaces the chain to that many\n"
            "steps. Writes a PNG grid (default RUN_DIR/samples_<method>_<steps>.png) and, with --raw, the\n"
-           "samples as an NHWC float32 tensor named \"samples\" in a safetensors file.\n";
+           "samples as an NHWC float32 tensor named \"samples\" in a safetensors file.\n"
+           "Class-conditional runs: --class NAME|INDEX|all|none (default all: one grid row per class),\n"
+           "--guidance W (classifier-free guidance, eps = (1 + W) eps(x, class) - W eps(x, none); 0 = off).\n";
   if (command == "eval")
     return "ddpm eval --run RUN_DIR [--set eval.key=value ...] [--out FILE.json]\n\n"
            "Evaluates the full variational bound on the first eval.count test images: the prior L_T,\n"
            "every L_{t-1} and the decoder L_0, in bits/dim. Writes the per-term breakdown as JSON\n"
-           "(default RUN_DIR/eval.json) and a plot of bits/dim against t next to it (_terms.png).\n";
+           "(default RUN_DIR/eval.json) and a plot of bits/dim against t next to it (_terms.png).\n"
+           "Class-conditional runs: the bound given each image's class, also per class (\"per_class\").\n";
   if (command == "info")
     return "ddpm info (--config FILE | --run RUN_DIR) [--set section.key=value ...]\n\n"
            "Prints the model's parameter count by block, the diffusion settings and the device.\n";
@@ -81,6 +85,8 @@ Parsed parse(int argc, char** argv) {
     else if (arg == "--out") p.train.out = p.run.out = value();
     else if (arg == "--run") p.run.run_dir = value();
     else if (arg == "--raw") p.run.raw = value();
+    else if (arg == "--class") p.run.overrides.push_back("sample.class=" + nlohmann::json(value()).dump());
+    else if (arg == "--guidance") p.run.overrides.push_back("sample.guidance=" + value());
     else ddpm::detail::fail("ddpm ", p.command, ": unknown option '", arg, "' (see ddpm ", p.command, " --help)");
   }
   return p;

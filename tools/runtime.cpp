@@ -4,6 +4,7 @@
 #include "models/mlp.h"
 #include "models/unet.h"
 #include "tools/data/cifar.h"
+#include "tools/data/class_names.h"
 #include "tools/data/idx.h"
 #include "tools/data/image_folder.h"
 #include "tools/data/toy2d.h"
@@ -51,6 +52,7 @@ ImageSet load_dataset(const Json& config, const std::string& split) {
   } else {
     detail::fail("data.dataset: unknown dataset \"", name, "\"; valid: fashion-mnist, mnist, cifar10, folder, toy");
   }
+  if (!set.labels.empty() && set.class_names.empty()) set.class_names = builtin_class_names(name);
   const int64_t limit = d.at("limit").get<int64_t>();
   if (limit > 0 && limit < set.size()) {
     const Shape s = set.images.shape();
@@ -93,6 +95,7 @@ std::unique_ptr<Denoiser> build_model(const Json& config, const Shape& image_sha
     MlpConfig c;
     c.in_channels = channels, c.out_channels = out;
     c.hidden = m.at("mlp_hidden"), c.blocks = m.at("mlp_blocks");
+    c.num_classes = m.value("num_classes", 0);  // absent in runs from before conditioning
     return std::make_unique<MlpDenoiser>(c);
   }
   DDPM_CHECK(type == "unet", "model.type must be \"unet\" or \"mlp\", got \"", type, "\"");
@@ -107,6 +110,7 @@ std::unique_ptr<Denoiser> build_model(const Json& config, const Shape& image_sha
   c.heads = m.at("heads");
   c.dropout = m.at("dropout");
   c.groups = m.at("groups");
+  c.num_classes = m.value("num_classes", 0);  // absent in runs from before conditioning
   return std::make_unique<UNet>(c);
 }
 
