@@ -155,3 +155,14 @@ TEST_CASE("cli: a conditional run with label dropout resumes exactly", "[cli][co
   // Fashion-MNIST's names are recorded.
   REQUIRE(Json::parse(read_text(dir / "whole/classes.json"))["classes"][0] == "T-shirt/top");
 }
+
+TEST_CASE("cli: the shipped conditional config builds a UNet with a ten-class embedding", "[cli][conditioning]") {
+  Outcome o = run_ddpm({"info", "--config", std::string(DDPM_SOURCE_DIR) + "/configs/fashion_mnist_conditional.json"});
+  INFO(o.err);
+  REQUIRE(o.status == 0);
+  // 4 * 32 time-embedding channels times (10 classes + "no class") on top of the quick start's UNet.
+  REQUIRE_THAT(o.out, Contains("class_emb                            1408") && Contains("1114209 parameters"));
+  const Json config = Json::parse(read_text(std::string(DDPM_SOURCE_DIR) + "/configs/fashion_mnist_conditional.json"));
+  REQUIRE(config["model"]["num_classes"] == 10);
+  REQUIRE(config["model"]["groups"] == 8);  // 4 channels per group at 32 channels: the embedding survives GroupNorm
+}

@@ -145,6 +145,8 @@ int train(const TrainArgs& args, Communicator& comm) {
   const int num_classes = num_classes_of(config);
   const std::vector<std::string> class_names = run_class_names(config, data);
   const double label_dropout = t.value("label_dropout", 0.1);
+  GenerateOptions sample_check;  // sample.class and sample.guidance, checked now rather than after training
+  choose_sample_classes(config, class_names, num_classes, sample_check);
   const Shape image_shape{data.height(), data.width(), data.channels()};
   std::unique_ptr<Denoiser> model = build_model(config, image_shape);
   ParameterSet params(*model, seed, device);
