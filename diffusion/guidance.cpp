@@ -46,7 +46,8 @@ ModelFn classifier_free_guidance(LabeledModelFn net, std::vector<int> labels, in
     if (cond.dim(-1) == channels) return sub(scale(cond, 1 + w), scale(uncond, w));
     DDPM_CHECK(cond.dim(-1) == 2 * channels, "guided model: the output has ", cond.dim(-1), " channels; expected ",
                channels, " or ", 2 * channels, " (learned-range variance)");
-    const Tensor mean = sub(scale(channel_slice(cond, 0, channels), 1 + w), scale(channel_slice(uncond, 0, channels), w));
+    const Tensor mean =
+        sub(scale(channel_slice(cond, 0, channels), 1 + w), scale(channel_slice(uncond, 0, channels), w));
     return concat(mean, channel_slice(cond, channels, 2 * channels));
   };
 }

@@ -29,7 +29,8 @@ int eval_command(const RunArgs& args) {
   const std::vector<std::string> names = class_names_of_run(m.state);
   DDPM_CHECK(num_classes == 0 || static_cast<int64_t>(test.labels.size()) >= count, "eval: this run is "
              "class-conditional but the test images have no labels");
-  std::vector<double> class_bpd(static_cast<size_t>(num_classes), 0.0), class_images(static_cast<size_t>(num_classes), 0.0);
+  std::vector<double> class_bpd(static_cast<size_t>(num_classes), 0.0);
+  std::vector<int64_t> class_images(static_cast<size_t>(num_classes), 0);
   double prior = 0, total = 0;
   for (int64_t b = 0; b < batches; ++b) {
     std::vector<int64_t> indices;
@@ -66,9 +67,10 @@ int eval_command(const RunArgs& args) {
   for (int k = 0; k < num_classes; ++k) {
     const size_t c = static_cast<size_t>(k);
     if (class_images[c] == 0) continue;
-    report["per_class"][names.at(c)] = {{"total_bpd", class_bpd[c] / class_images[c]}, {"images", static_cast<int64_t>(class_images[c])}};
-    std::printf("  class %d %s: %.4f bits/dim over %.0f images\n", k, names[c].c_str(), class_bpd[c] / class_images[c],
-                class_images[c]);
+    const double bpd = class_bpd[c] / static_cast<double>(class_images[c]);
+    report["per_class"][names.at(c)] = {{"total_bpd", bpd}, {"images", class_images[c]}};
+    std::printf("  class %d %s: %.4f bits/dim over %lld images\n", k, names[c].c_str(), bpd,
+                static_cast<long long>(class_images[c]));
   }
   const std::string json_path = args.out.empty() ? args.run_dir + "/eval.json" : args.out;
   write_file_atomically(json_path, report.dump(2) + "\n");

@@ -193,11 +193,11 @@ int train(const TrainArgs& args, Communicator& comm) {
 
   auto state_json = [&](int64_t at) {
     Json state{{"step", at},
-                {"config", config},
-                {"image_shape", image_shape},
-                {"data", {{"examples", data.size()}, {"next_example", at * batch}, {"epoch", at * batch / data.size()}}},
-                {"rng", {{"seed", seed}, {"stream", at}}},
-                {"timestep_sampler", timesteps->state()}};
+               {"config", config},
+               {"image_shape", image_shape},
+               {"data", {{"examples", data.size()}, {"next_example", at * batch}, {"epoch", at * batch / data.size()}}},
+               {"rng", {{"seed", seed}, {"stream", at}}},
+               {"timestep_sampler", timesteps->state()}};
     if (num_classes > 0) state["classes"] = class_names;
     return state;
   };
