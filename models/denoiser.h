@@ -30,7 +30,7 @@ class Denoiser : public Module {
   virtual Tensor forward(const Tensor& x, const Tensor& t, const DropoutKey& key,
                          const std::vector<int>& labels = {}) = 0;
   // 0 for an unconditional model; else the number of classes (models/class_embedding.h).
-  virtual int num_classes() const = 0;
+  virtual int num_classes() const { return 0; }
 };
 
 }  // namespace ddpm
