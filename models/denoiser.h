@@ -2,6 +2,7 @@
 // by a Philox key. Both the UNet and the 2-D MLP implement it.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "engine/nn/module.h"
 #include "engine/tensor.h"
@@ -24,8 +25,12 @@ Tensor time_features(const Tensor& t, int dim, DType dtype);
 class Denoiser : public Module {
  public:
   // x [N, H, W, C] (NHWC; 2-D points are [N, 1, 1, 2]), t [N] step indices as reals
-  // -> [N, H, W, out_channels]
-  virtual Tensor forward(const Tensor& x, const Tensor& t, const DropoutKey& key) = 0;
+  // -> [N, H, W, out_channels]. labels: for a class-conditional model (num_classes() > 0) one class
+  // index per row, num_classes() meaning "no class"; empty for an unconditional model.
+  virtual Tensor forward(const Tensor& x, const Tensor& t, const DropoutKey& key,
+                         const std::vector<int>& labels = {}) = 0;
+  // 0 for an unconditional model; else the number of classes (models/class_embedding.h).
+  virtual int num_classes() const { return 0; }
 };
 
 }  // namespace ddpm

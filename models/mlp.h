@@ -2,6 +2,7 @@
 // after the input layer, residual SiLU blocks, a zero-initialized output layer.
 #pragma once
 #include "engine/nn/layers.h"
+#include "models/class_embedding.h"
 #include "models/denoiser.h"
 
 namespace ddpm {
@@ -12,12 +13,15 @@ struct MlpConfig {
   int hidden = 128;
   int blocks = 3;
   int time_embedding = 64;
+  int num_classes = 0;  // > 0: class-conditional, a class embedding added with the time embedding
 };
 
 class MlpDenoiser final : public Denoiser {
  public:
   explicit MlpDenoiser(const MlpConfig& config);
-  Tensor forward(const Tensor& x, const Tensor& t, const DropoutKey& key) override;
+  Tensor forward(const Tensor& x, const Tensor& t, const DropoutKey& key,
+                 const std::vector<int>& labels = {}) override;
+  int num_classes() const override { return config_.num_classes; }
 
  private:
   MlpConfig config_;
@@ -25,6 +29,7 @@ class MlpDenoiser final : public Denoiser {
   Linear* temb_;
   ModuleList<Linear>* blocks_;
   Linear* output_;
+  ClassEmbedding* class_emb_ = nullptr;  // [hidden] per class; only when num_classes > 0
 };
 
 }  // namespace ddpm

@@ -177,9 +177,11 @@ UNet::UNet(const UNetConfig& c) : config_(c) {
   }
   norm_out_ = &add_module<GroupNorm>("norm_out", cur, c.groups, c.norm_eps);
   conv_out_ = &add_module<Conv2d>("conv_out", cur, c.out_channels, 3, 1, -1, 0.0);
+  // Registered last, so the other parameters keep their names, order and initial values.
+  if (c.num_classes > 0) class_emb_ = &add_module<ClassEmbedding>("class_emb", c.num_classes, temb_dim);
 }
 
-Tensor UNet::forward(const Tensor& x, const Tensor& t, const DropoutKey& key) {
+Tensor UNet::forward(const Tensor& x, const Tensor& t, const DropoutKey& key, const std::vector<int>& labels) {
   const UNetConfig& c = config_;
   DDPM_CHECK(x.rank() == 4 && x.dim(1) == c.resolution && x.dim(2) == c.resolution && x.dim(3) == c.in_channels,
              "UNet: expected x [N, ", c.resolution, ", ", c.resolution, ", ", c.in_channels, "], got ",
@@ -190,6 +192,7 @@ Tensor UNet::forward(const Tensor& x, const Tensor& t, const DropoutKey& key) {
                               ? sinusoidal_embedding(t, c.base_channels, c.flip_sin_to_cos, c.freq_shift, x.dtype())
                               : time_features(t, c.base_channels, x.dtype());
   Tensor temb = (*temb_dense_)[1].forward(silu((*temb_dense_)[0].forward(features)));
+  temb = add_class_embedding(class_emb_, temb, labels, "UNet");  // + the class's vector (conditional)
   const Tensor temb_act = silu(temb);
 
   std::vector<Tensor> skips{conv_in_->forward(x)};

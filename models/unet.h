@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/nn/layers.h"
+#include "models/class_embedding.h"
 #include "models/denoiser.h"
 
 namespace ddpm {
@@ -28,6 +29,7 @@ struct UNetConfig {
   bool flip_sin_to_cos = false;  // time features [cos, sin] instead of [sin, cos]
   int freq_shift = 1;            // time frequencies exp(-ln(10000) i / (base_channels/2 - freq_shift))
   int downsample_padding = 1;    // 1: pad 1 on every side; 0: pad only bottom and right (TF "SAME")
+  int num_classes = 0;  // > 0: class-conditional, a class embedding added to the time embedding
 };
 
 class ResBlock;
@@ -36,7 +38,9 @@ class AttnBlock;
 class UNet final : public Denoiser {
  public:
   explicit UNet(const UNetConfig& config);
-  Tensor forward(const Tensor& x, const Tensor& t, const DropoutKey& key) override;
+  Tensor forward(const Tensor& x, const Tensor& t, const DropoutKey& key,
+                 const std::vector<int>& labels = {}) override;
+  int num_classes() const override { return config_.num_classes; }
   const UNetConfig& config() const { return config_; }
 
  private:
@@ -51,6 +55,7 @@ class UNet final : public Denoiser {
   ModuleList<Level>* up_;
   GroupNorm* norm_out_;
   Conv2d* conv_out_;
+  ClassEmbedding* class_emb_ = nullptr;  // [4 ch] per class; only when num_classes > 0
 };
 
 }  // namespace ddpm

@@ -33,7 +33,8 @@ const Json& default_config() {
       "freq_shift": 1,
       "downsample_padding": 1,
       "mlp_hidden": 128,
-      "mlp_blocks": 3
+      "mlp_blocks": 3,
+      "num_classes": 0
     },
     "diffusion": {
       "steps": 1000,
@@ -61,7 +62,8 @@ const Json& default_config() {
       "log_every": 10,
       "sample_every": 0,
       "checkpoint_every": 500,
-      "sample_steps": 100
+      "sample_steps": 100,
+      "label_dropout": 0.1
     },
     "sample": {
       "count": 64,
@@ -78,7 +80,9 @@ const Json& default_config() {
       "spacing": "even",
       "clip": true,
       "use_ema": true,
-      "seed": 1
+      "seed": 1,
+      "class": "",
+      "guidance": 0.0
     },
     "eval": {
       "count": 64,

@@ -7,6 +7,7 @@
 #include "tools/checkpoint.h"
 #include "tools/commands.h"
 #include "tools/feature_networks.h"
+#include "tools/conditioning.h"
 #include "tools/image_io.h"
 #include "tools/progress.h"
 #include "tools/quality_eval.h"
@@ -26,13 +27,23 @@ Json bits_per_dim(TrainedModel& m, const std::string& json_path) {
   ProgressBar bar("eval", batches * steps, 0, 100);
 
   std::vector<double> terms(static_cast<size_t>(steps), 0.0), mse(static_cast<size_t>(steps), 0.0);
+  // Class-conditional runs: the bound given each image's class, summed per class as well.
+  const int num_classes = m.model->num_classes();
+  const std::vector<std::string> names = class_names_of_run(m.state);
+  DDPM_CHECK(num_classes == 0 || static_cast<int64_t>(test.labels.size()) >= count, "eval: this run is "
+             "class-conditional but the test images have no labels");
+  std::vector<double> class_bpd(static_cast<size_t>(num_classes), 0.0);
+  std::vector<int64_t> class_images(static_cast<size_t>(num_classes), 0);
   double prior = 0, total = 0;
   for (int64_t b = 0; b < batches; ++b) {
     std::vector<int64_t> indices;
     for (int64_t i = b * batch; i < std::min(count, (b + 1) * batch); ++i) indices.push_back(i);
     const Tensor x0 = gather_batch(test, indices, false, 0, 0).to(m.device);
     const double weight = static_cast<double>(indices.size()) / static_cast<double>(count);
-    const auto bound = m.diffusion->bits_per_dim(model_fn(*m.model, {}), x0, seed_for(e.at("seed"), Purpose::Evaluation),
+    std::vector<int> labels;
+    for (int64_t i : indices) labels.push_back(num_classes ? test.labels[static_cast<size_t>(i)] : 0);
+    const ModelFn network = num_classes ? condition_on(labeled_model_fn(*m.model, {}), labels) : model_fn(*m.model, {});
+    const auto bound = m.diffusion->bits_per_dim(network, x0, seed_for(e.at("seed"), Purpose::Evaluation),
                                                  static_cast<uint64_t>(b) * static_cast<uint64_t>(steps), true,
                                                  [&](int done, int) { bar.update(b * steps + done, "", 1); });
     for (int t = 0; t < steps; ++t) {
@@ -40,6 +51,10 @@ Json bits_per_dim(TrainedModel& m, const std::string& json_path) {
       mse[static_cast<size_t>(t)] += weight * bound.mse[static_cast<size_t>(t)];
     }
     prior += weight * bound.prior_bpd;
+    for (size_t i = 0; num_classes && i < labels.size(); ++i) {
+      class_bpd[static_cast<size_t>(labels[i])] += bound.total_per_sample_bpd[i];
+      class_images[static_cast<size_t>(labels[i])] += 1;
+    }
     total += weight * bound.total_bpd;
   }
   bar.finish("done");
@@ -50,6 +65,14 @@ Json bits_per_dim(TrainedModel& m, const std::string& json_path) {
               {"decoder_bpd", terms[0]},
               {"terms_bpd", terms},
               {"eps_mse", mse}};
+  for (int k = 0; k < num_classes; ++k) {
+    const size_t c = static_cast<size_t>(k);
+    if (class_images[c] == 0) continue;
+    const double bpd = class_bpd[c] / static_cast<double>(class_images[c]);
+    report["per_class"][names.at(c)] = {{"total_bpd", bpd}, {"images", class_images[c]}};
+    std::printf("  class %d %s: %.4f bits/dim over %lld images\n", k, names[c].c_str(), bpd,
+                static_cast<long long>(class_images[c]));
+  }
   Series curve{{}, terms, "bound term at step t"};
   for (int t = 0; t < steps; ++t) curve.x.push_back(t);
   const std::string plot = json_path.substr(0, json_path.rfind('.')) + "_terms.png";

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "diffusion/guidance.h"
 #include "diffusion/samplers.h"
 #include "diffusion/timestep_spacing.h"
 #include "tools/image_io.h"
@@ -29,6 +30,17 @@ std::pair<SolverConfig, NoiseLevels> solver_setup(const GaussianDiffusion& diffu
              diffusion.steps(), " steps with discrete levels; use fewer or sample.sigmas=karras");
   return {config, karras ? karras_levels(diffusion.schedule(), o.steps, o.rho)
                          : discrete_levels(diffusion.schedule(), o.steps)};
+}
+
+// The model for samples first..first+n-1 of a class-conditional draw.
+ModelFn guided_model_fn(Denoiser& model, const GenerateOptions& o, int64_t first, int64_t n) {
+  DDPM_CHECK(static_cast<int64_t>(o.labels.size()) == o.count, "generate: ", o.labels.size(), " labels for ", o.count,
+             " samples");
+  LabeledModelFn net = [&model](const Tensor& x, const Tensor& t, const std::vector<int>& labels) {
+    return model.forward(x, t, {}, labels);
+  };
+  return classifier_free_guidance(std::move(net), {o.labels.begin() + first, o.labels.begin() + first + n},
+                                  model.num_classes(), o.guidance);
 }
 }  // namespace
 
@@ -58,7 +70,7 @@ Tensor generate(Denoiser& model, const GaussianDiffusion& diffusion, const Shape
     options.stream = static_cast<uint64_t>(o.first_batch + b) << 32;  // batch b's x_T and step noise
     if (o.progress) options.progress = [&](int done, int) { o.progress(b * per_batch + done, total); };
     const Shape shape{n, image_shape[0], image_shape[1], image_shape[2]};
-    const ModelFn fn = model_fn(model, {});
+    const ModelFn fn = o.labels.empty() ? model_fn(model, {}) : guided_model_fn(model, o, first, n);
     Tensor x = !chain_method ? solve(diffusion, fn, Tensor::normal(shape, o.seed, options.stream, 0.0, 1.0, DType::F32, device),
                                      setup.second, setup.first, options)
                : o.method == "ddim" ? sample_ddim(chain, fn, shape, DType::F32, device, o.eta, options)
@@ -70,11 +82,11 @@ Tensor generate(Denoiser& model, const GaussianDiffusion& diffusion, const Shape
   return out;
 }
 
-void save_samples(const Tensor& samples, const std::string& path) {
-  if (samples.dim(1) == 1 && samples.dim(2) == 1)
+void save_samples(const Tensor& samples, const std::string& path, int columns) {
+  if (samples.dim(1) == 1 && samples.dim(2) == 1 && samples.dim(3) == 2)
     write_points_plot(path, {points_series(samples, "samples")}, "samples");
   else
-    write_png_grid(path, samples, 0);
+    write_png_grid(path, samples, columns);
 }
 
 }  // namespace ddpm

@@ -3,6 +3,7 @@
 #pragma once
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "diffusion/gaussian_diffusion.h"
 #include "diffusion/solvers.h"
@@ -24,6 +25,10 @@ struct GenerateOptions {
   int64_t batch = 256;
   int64_t first_batch = 0;  // batch b draws on stream (first_batch + b) << 32: a later part of a larger draw
   std::function<void(int64_t done, int64_t total)> progress;  // in model evaluations
+  // Class-conditional models: one label per sample (tools/conditioning.h chooses them), guided with
+  // weight `guidance` (diffusion/guidance.h; 0 = the conditional model). Empty: unconditional.
+  std::vector<int> labels;
+  double guidance = 0.0;
 };
 
 // [count, H, W, C] on the CPU; image_shape = {H, W, C}.
@@ -34,6 +39,7 @@ Tensor generate(Denoiser& model, const GaussianDiffusion& diffusion, const Shape
 int generate_evaluations(const GaussianDiffusion& diffusion, const GenerateOptions& options);
 
 // Writes samples as a PNG: a grid of images, or a scatter plot of 2-D points ([N, 1, 1, 2]).
-void save_samples(const Tensor& samples, const std::string& path);
+// `columns` images per grid row (0: a square grid).
+void save_samples(const Tensor& samples, const std::string& path, int columns = 0);
 
 }  // namespace ddpm

@@ -20,6 +20,7 @@ const char* kUsage =
     "  train   train a DDPM (or resume one)     ddpm train --config FILE [--set key=value ...] [--out RUN_DIR]\n"
     "                                           ddpm train --resume RUN_DIR [--set key=value ...]\n"
     "  sample  draw images from a trained run   ddpm sample --run RUN_DIR [--set sample.key=value ...] [--out FILE.png] [--raw FILE.safetensors]\n"
+    "                                           [--class NAME|INDEX|all|none] [--guidance W]\n"
     "  eval    test-set bits/dim, every term    ddpm eval --run RUN_DIR [--set eval.key=value ...] [--out FILE.json]\n"
     "          sample quality (FID, KID, ...)   ddpm eval --run RUN_DIR --metrics fid,kid,precision,recall,is --features SPEC [--count N]\n"
     "  info    model summary and device         ddpm info (--config FILE | --run RUN_DIR) [--set key=value ...]\n"
@@ -48,7 +49,9 @@ const char* help_for(const std::string& command) {
            "sample.method ancestral or ddim (sample.eta), sample.steps > 0 respaces the chain to that many\n"
            "steps; dpm++2m, dpm++3m, heun and euler_a need sample.steps > 0 noise levels (docs/usage.md).\n"
            "Writes a PNG grid (default RUN_DIR/samples_<method>_<steps>.png) and, with --raw, the\n"
-           "samples as an NHWC float32 tensor named \"samples\" in a safetensors file.\n";
+           "samples as an NHWC float32 tensor named \"samples\" in a safetensors file.\n"
+           "Class-conditional runs: --class NAME|INDEX|all|none (default all: one grid row per class),\n"
+           "--guidance W (classifier-free guidance, eps = (1 + W) eps(x, class) - W eps(x, none); 0 = off).\n";
   if (command == "eval")
     return "ddpm eval --run RUN_DIR [--set eval.key=value ...] [--out FILE.json]\n\n"
            "Evaluates the full variational bound on the first eval.count test images: the prior L_T,\n"
@@ -65,7 +68,8 @@ const char* help_for(const std::string& command) {
            "with the first min(N, split size) images of the --reference split (default test), whose\n"
            "statistics are cached as a pytorch-fid compatible .npz in --cache (default $DDPM_CACHE_DIR,\n"
            "else $XDG_CACHE_HOME/ddpm/reference_stats, else ~/.cache/ddpm/reference_stats). eval.json gets\n"
-           "every metric, the counts, seeds, sampler, the feature network's name and the wall time.\n";
+           "every metric, the counts, seeds, sampler, the feature network's name and the wall time.\n"
+           "Class-conditional runs: the bound given each image's class, also per class (\"per_class\").\n";
   if (command == "info")
     return "ddpm info (--config FILE | --run RUN_DIR) [--set section.key=value ...]\n\n"
            "Prints the model's parameter count by block, the diffusion settings and the device.\n";
@@ -121,6 +125,8 @@ Parsed parse(int argc, char** argv) {
       p.run.count = std::strtoll(v.c_str(), &end, 10);
       DDPM_CHECK(!v.empty() && *end == '\0', "ddpm ", p.command, ": --count needs an integer, got '", v, "'");
     }
+    else if (arg == "--class") p.run.overrides.push_back("sample.class=" + nlohmann::json(value()).dump());
+    else if (arg == "--guidance") p.run.overrides.push_back("sample.guidance=" + value());
     else ddpm::detail::fail("ddpm ", p.command, ": unknown option '", arg, "' (see ddpm ", p.command, " --help)");
   }
   return p;

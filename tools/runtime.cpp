@@ -4,6 +4,7 @@
 #include "models/mlp.h"
 #include "models/unet.h"
 #include "tools/data/cifar.h"
+#include "tools/data/class_names.h"
 #include "tools/data/idx.h"
 #include "tools/data/image_folder.h"
 #include "tools/data/toy2d.h"
@@ -51,6 +52,7 @@ ImageSet load_dataset(const Json& config, const std::string& split) {
   } else {
     detail::fail("data.dataset: unknown dataset \"", name, "\"; valid: fashion-mnist, mnist, cifar10, folder, toy");
   }
+  if (!set.labels.empty() && set.class_names.empty()) set.class_names = builtin_class_names(name);
   const int64_t limit = d.at("limit").get<int64_t>();
   if (limit > 0 && limit < set.size()) {
     const Shape s = set.images.shape();
@@ -93,6 +95,7 @@ std::unique_ptr<Denoiser> build_model(const Json& config, const Shape& image_sha
     MlpConfig c;
     c.in_channels = channels, c.out_channels = out;
     c.hidden = m.at("mlp_hidden"), c.blocks = m.at("mlp_blocks");
+    c.num_classes = m.value("num_classes", 0);  // absent in runs from before conditioning
     return std::make_unique<MlpDenoiser>(c);
   }
   DDPM_CHECK(type == "unet", "model.type must be \"unet\" or \"mlp\", got \"", type, "\"");
@@ -113,6 +116,7 @@ std::unique_ptr<Denoiser> build_model(const Json& config, const Shape& image_sha
   c.flip_sin_to_cos = m.value("flip_sin_to_cos", c.flip_sin_to_cos);
   c.freq_shift = m.value("freq_shift", c.freq_shift);
   c.downsample_padding = m.value("downsample_padding", c.downsample_padding);
+  c.num_classes = m.value("num_classes", 0);  // absent in runs from before conditioning
   return std::make_unique<UNet>(c);
 }
 

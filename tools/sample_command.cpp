@@ -3,6 +3,7 @@
 
 #include "engine/io/safetensors.h"
 #include "tools/commands.h"
+#include "tools/conditioning.h"
 #include "tools/generate.h"
 #include "tools/progress.h"
 #include "tools/trained_model.h"
@@ -28,13 +29,14 @@ int sample_command(const RunArgs& args) {
   o.spacing = s.value("spacing", "even");
   o.clip = s.at("clip");
   o.seed = seed_for(s.at("seed"), Purpose::Sampling);
+  const int columns = choose_sample_classes(m.config, class_names_of_run(m.state), m.model->num_classes(), o);
   const int chain = o.steps > 0 && o.steps < m.diffusion->steps() ? o.steps : m.diffusion->steps();
   ProgressBar bar("sample", (o.count + o.batch - 1) / o.batch * generate_evaluations(*m.diffusion, o), 0, 100);
   o.progress = [&](int64_t done, int64_t) { bar.update(done, "steps", 1); };
   const Tensor images = generate(*m.model, *m.diffusion, m.image_shape, m.device, o);
   bar.finish("done");
   const std::string out = args.out.empty() ? args.run_dir + "/samples_" + o.method + "_" + std::to_string(chain) + ".png" : args.out;
-  save_samples(images, out);
+  save_samples(images, out, columns);
   if (!args.raw.empty()) save_safetensors(args.raw, {{"samples", images}}, {{"format", "NHWC, values in [-1, 1]"}});
   std::printf("%s\n", out.c_str());
   return 0;

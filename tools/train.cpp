@@ -15,6 +15,7 @@
 #include "engine/optim/adam.h"
 #include "engine/optim/ema.h"
 #include "tools/checkpoint.h"
+#include "tools/conditioning.h"
 #include "tools/data_parallel.h"
 #include "tools/generate.h"
 #include "tools/image_io.h"
@@ -140,6 +141,12 @@ int train(const TrainArgs& args, Communicator& comm) {
              "the CPU; set train.mixed_precision=false");
   apply_conv_impl(config);
   const ImageSet data = load_dataset(config, "train");
+  check_class_conditioning(config, data);
+  const int num_classes = num_classes_of(config);
+  const std::vector<std::string> class_names = run_class_names(config, data);
+  const double label_dropout = t.value("label_dropout", 0.1);
+  GenerateOptions sample_check;  // sample.class and sample.guidance, checked now rather than after training
+  choose_sample_classes(config, class_names, num_classes, sample_check);
   const Shape image_shape{data.height(), data.width(), data.channels()};
   std::unique_ptr<Denoiser> model = build_model(config, image_shape);
   ParameterSet params(*model, seed, device);
@@ -154,6 +161,8 @@ int train(const TrainArgs& args, Communicator& comm) {
     DDPM_CHECK(resumed.at("image_shape").get<Shape>() == image_shape, "train --resume: the data's image shape ",
                shape_str(image_shape), " differs from the checkpoint's ", resumed.at("image_shape").dump());
     timesteps->restore(resumed.at("timestep_sampler"));
+    DDPM_CHECK(class_names_of_run(resumed) == class_names, "train --resume: the data's classes differ from the ",
+               "classes the checkpoint was trained on (", resumed.value("classes", Json::array()).dump(), ")");
     DDPM_CHECK(step < total_steps, "train --resume: the run already reached step ", step, " of ", total_steps,
                "; raise train.steps with --set train.steps=N to go on");
   }
@@ -165,6 +174,8 @@ int train(const TrainArgs& args, Communicator& comm) {
   std::ofstream metrics_out;
   if (root) {
     write_file_atomically((fs::path(run_dir) / "config.json").string(), config.dump(2) + "\n");
+    if (num_classes > 0)
+      write_file_atomically((fs::path(run_dir) / "classes.json").string(), classes_json(class_names).dump(2) + "\n");
     metrics = read_metrics(metrics_path, step);
     std::string kept;
     for (const Json& j : metrics) kept += j.dump() + "\n";
@@ -181,12 +192,14 @@ int train(const TrainArgs& args, Communicator& comm) {
   }
 
   auto state_json = [&](int64_t at) {
-    return Json{{"step", at},
-                {"config", config},
-                {"image_shape", image_shape},
-                {"data", {{"examples", data.size()}, {"next_example", at * batch}, {"epoch", at * batch / data.size()}}},
-                {"rng", {{"seed", seed}, {"stream", at}}},
-                {"timestep_sampler", timesteps->state()}};
+    Json state{{"step", at},
+               {"config", config},
+               {"image_shape", image_shape},
+               {"data", {{"examples", data.size()}, {"next_example", at * batch}, {"epoch", at * batch / data.size()}}},
+               {"rng", {{"seed", seed}, {"stream", at}}},
+               {"timestep_sampler", timesteps->state()}};
+    if (num_classes > 0) state["classes"] = class_names;
+    return state;
   };
   int64_t last_checkpoint = step;
   auto say_what_is_kept = [&] {
@@ -207,9 +220,10 @@ int train(const TrainArgs& args, Communicator& comm) {
     o.count = config.at("sample").at("count");
     o.steps = t.at("sample_steps");
     o.seed = seed_for(config.at("sample").at("seed"), Purpose::Sampling);
+    const int columns = choose_sample_classes(config, class_names, num_classes, o);
     Tensor images = generate(*model, diffusion, image_shape, device, o);
     ema.swap_with(params);
-    save_samples(images, path.string());
+    save_samples(images, path.string(), columns);
   };
 
   // ---- the loop ----
@@ -228,13 +242,18 @@ int train(const TrainArgs& args, Communicator& comm) {
     // Every random draw is addressed by the step and by the example's place in the global batch,
     // so a shard draws exactly what its rows would draw in a one-process run.
     const uint64_t stream = static_cast<uint64_t>(step), first = static_cast<uint64_t>(shard.first);
-    const Tensor x0 = gather_batch(data, slice(order.indices(step, batch), shard.first, shard.size),
-                                   config.at("data").at("random_flip"), seed_for(seed, Purpose::Flip), stream, first)
+    const std::vector<int64_t> rows = slice(order.indices(step, batch), shard.first, shard.size);
+    const Tensor x0 = gather_batch(data, rows, config.at("data").at("random_flip"), seed_for(seed, Purpose::Flip), stream,
+                                   first)
                           .to(device);
     const TimestepDraw whole = timesteps->draw(static_cast<int>(batch), seed_for(seed, Purpose::Timesteps), stream);
     const TimestepDraw draw{slice(whole.t, shard.first, shard.size), slice(whole.weights, shard.first, shard.size)};
     model->train(true);
-    ModelFn network = model_fn(*model, {seed_for(seed, Purpose::Dropout), stream, first});
+    const DropoutKey dropout_key{seed_for(seed, Purpose::Dropout), stream, first};
+    ModelFn network = num_classes == 0 ? model_fn(*model, dropout_key)
+                                       : condition_on(labeled_model_fn(*model, dropout_key),
+                                                      training_labels(data, rows, label_dropout, num_classes,
+                                                                      dropout_key.seed, stream, first));
     if (mixed) network = in_bfloat16(std::move(network));
     const auto losses = diffusion.training_losses(network, x0, draw.t, seed_for(seed, Purpose::Noise), stream, first);
     Tensor loss = mean(mul(losses.loss, Tensor::from_vector(draw.weights, {shard.size}, DType::F32, device)));

@@ -18,6 +18,7 @@ struct ImageSet {
   Tensor images;            // [N, H, W, C] float32 on the CPU, values in [-1, 1]
   std::vector<int> labels;  // N class labels, or empty when the source has none
   std::string description;  // e.g. "IDX train split of /usr/share/datasets/fashion-mnist: ..."
+  std::vector<std::string> class_names = {};  // label k's name (when labelled and the source names them)
 
   int64_t size() const { return images.dim(0); }
   int64_t height() const { return images.dim(1); }

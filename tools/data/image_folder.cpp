@@ -18,6 +18,15 @@ bool is_image_name(const std::filesystem::path& path) {
   return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
 }
 
+// The images directly in `dir`, sorted by name.
+std::vector<std::filesystem::path> images_in(const std::filesystem::path& dir) {
+  std::vector<std::filesystem::path> files;
+  for (const std::filesystem::directory_entry& entry : std::filesystem::directory_iterator(dir))
+    if (entry.is_regular_file() && is_image_name(entry.path())) files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
 struct StbFree {
   void operator()(stbi_uc* p) const { stbi_image_free(p); }
 };
@@ -30,15 +39,27 @@ ImageSet load_image_folder(const std::string& dir, int channels) {
              "or 3 (RGB), got ",
              channels);
   DDPM_CHECK(fs::is_directory(dir), "image folder ", dir, " does not exist or is not a directory");
-  std::vector<fs::path> files;
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir))
-    if (entry.is_regular_file() && is_image_name(entry.path())) files.push_back(entry.path());
+  std::vector<fs::path> files = images_in(dir);
+  ImageSet set;
+  if (files.empty()) {
+    // No images at the top: one class per immediate subfolder, classes and files sorted by name.
+    std::vector<fs::path> classes;
+    for (const fs::directory_entry& entry : fs::directory_iterator(dir))
+      if (entry.is_directory() && entry.path().filename().string().rfind('.', 0) != 0) classes.push_back(entry.path());
+    std::sort(classes.begin(), classes.end());
+    for (const fs::path& class_dir : classes) {
+      const std::vector<fs::path> members = images_in(class_dir);
+      DDPM_CHECK(!members.empty(), "image folder ", dir, ": the class folder ", class_dir.string(),
+                 " holds no .png, .jpg or .jpeg files; add images or remove it");
+      set.labels.insert(set.labels.end(), members.size(), static_cast<int>(set.class_names.size()));
+      set.class_names.push_back(class_dir.filename().string());
+      files.insert(files.end(), members.begin(), members.end());
+    }
+  }
   DDPM_CHECK(!files.empty(), "image folder ", dir,
              " holds no .png, .jpg or .jpeg files "
-             "(subfolders are not searched)");
-  std::sort(files.begin(), files.end());
+             "(nor subfolders of them, one per class)");
 
-  ImageSet set;
   int width = 0, height = 0;
   float* out = nullptr;
   for (size_t i = 0; i < files.size(); ++i) {
@@ -63,7 +84,8 @@ ImageSet load_image_folder(const std::string& dir, int channels) {
   }
   set.description = "image folder " + dir + ": " + std::to_string(files.size()) + " images " +
                     std::to_string(width) + "x" + std::to_string(height) + "x" +
-                    std::to_string(channels);
+                    std::to_string(channels) +
+                    (set.class_names.empty() ? "" : ", " + std::to_string(set.class_names.size()) + " classes");
   return set;
 }
 
