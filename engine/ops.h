@@ -51,3 +51,11 @@ namespace ddpm {
 // when it already has that dtype.
 Tensor convert(const Tensor& x, DType dtype);
 }  // namespace ddpm
+
+namespace ddpm {
+// Classification. x [N, H, W, C] -> [N, C], the mean over H and W.
+Tensor global_avg_pool(const Tensor& x);
+// logits [N, K], labels [N] float32 class indices on the logits' device -> [N], the per-sample
+// cross-entropy -log softmax(logits)[label]. Labels must be integers in [0, K).
+Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels);
+}  // namespace ddpm

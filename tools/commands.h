@@ -11,10 +11,17 @@ struct RunArgs {
   std::string out;                      // --out FILE
   std::string raw;                      // --raw FILE.safetensors (sample)
   std::string config_file;              // --config FILE (info without a run)
+  std::string split;                    // --split train|test (classifier eval)
 };
 
 int sample_command(const RunArgs& args);
 int eval_command(const RunArgs& args);
 int info_command(const RunArgs& args);
+
+// `ddpm classifier train` (tools/classifier_train.cpp) and `ddpm classifier eval`
+// (tools/classifier_eval.cpp).
+struct TrainArgs;
+int classifier_train_command(const TrainArgs& args);
+int classifier_eval_command(const RunArgs& args);
 
 }  // namespace ddpm

@@ -58,6 +58,14 @@ const Json& default_config() {
       "checkpoint_every": 500,
       "sample_steps": 100
     },
+    "classifier": {
+      "channels": [32, 64, 128],
+      "blocks": 1,
+      "groups": 8,
+      "cosine_decay": true,
+      "use_ema": false,
+      "eval_batch_size": 256
+    },
     "sample": {
       "count": 64,
       "method": "ancestral",
