@@ -34,13 +34,21 @@ void require_labels(const ImageSet& set, const std::string& who) {
     DDPM_CHECK(label >= 0, who, ": label ", label, " is negative (", set.description, ")");
 }
 
+namespace {
+// checkpoint.json of a classifier run; throws naming the missing or corrupt file, or a DDPM run.
+Json read_classifier_state(const std::string& run_dir) {
+  Json state = read_checkpoint_state(run_dir);
+  DDPM_CHECK(state.value("kind", std::string()) == kClassifierRunKind, "classifier: '", run_dir,
+             "' holds a DDPM run (ddpm train), not a classifier; train one with ddpm classifier train");
+  return state;
+}
+}  // namespace
+
 ClassifierRun load_classifier_run(const std::string& run_dir, const std::vector<std::string>& overrides,
                                   Device device) {
   ClassifierRun run;
   run.run_dir = run_dir;
-  run.state = read_checkpoint_state(run_dir);  // throws naming the missing or corrupt file
-  DDPM_CHECK(run.state.value("kind", std::string()) == kClassifierRunKind, "classifier: '", run_dir,
-             "' holds a DDPM run (ddpm train), not a classifier; train one with ddpm classifier train");
+  run.state = read_classifier_state(run_dir);
   run.config = apply_overrides(run.state.at("config"), overrides);
   run.image_shape = run.state.at("image_shape").get<Shape>();
   run.classes = run.state.at("classes").get<int64_t>();
@@ -57,7 +65,7 @@ ClassifierRun load_classifier_run(const std::string& run_dir, const std::vector<
 }
 
 ClassifierRun load_classifier_run(const std::string& run_dir, const std::vector<std::string>& overrides) {
-  const Json state = read_checkpoint_state(run_dir);
+  const Json state = read_classifier_state(run_dir);
   const Json config = apply_overrides(state.at("config"), overrides);
   return load_classifier_run(run_dir, overrides, choose_device(config.at("train").at("device")));
 }
