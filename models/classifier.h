@@ -17,7 +17,7 @@ namespace ddpm {
 struct ClassifierConfig {
   int in_channels = 1;
   int classes = 10;
-  std::vector<int> channels{32, 64, 128};  // one stage per entry; each stage after the first halves H and W
+  std::vector<int> channels{16, 32, 64};  // one stage per entry; each stage after the first halves H and W
   int blocks = 1;                          // residual blocks per stage
   int groups = 8;                          // GroupNorm groups (must divide every channel count)
 };

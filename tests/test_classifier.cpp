@@ -60,20 +60,20 @@ std::vector<std::string> tiny_run(const std::string& data_dir, const std::string
 }  // namespace
 
 TEST_CASE("classifier: shapes through the stages, parameter names, bad configurations", "[classifier]") {
-  ClassifierConfig c;  // 32, 64, 128 channels, 10 classes
+  ClassifierConfig c;  // 16, 32, 64 channels, 10 classes
   Classifier model(c);
   ParameterSet params(model, 0);
   params.find("stages.1.downsample.weight");
   params.find("stages.2.blocks.0.conv2.weight");
   params.find("head.weight");
   const ClassifierOutput out = model.forward(Tensor::zeros({3, 28, 28, 1}));
-  REQUIRE(out.features.shape() == Shape{3, 128});
+  REQUIRE(out.features.shape() == Shape{3, 64});
   REQUIRE(out.logits.shape() == Shape{3, 10});
-  REQUIRE(model.feature_dim() == 128);
+  REQUIRE(model.feature_dim() == 64);
   REQUIRE_THROWS_WITH(model.forward(Tensor::zeros({3, 28, 28, 3})), Contains("[N, H, W, 1]") && Contains("[3, 28, 28, 3]"));
   ClassifierConfig bad = c;
   bad.groups = 5;
-  REQUIRE_THROWS_WITH(Classifier(bad), Contains("32 channels") && Contains("5") && Contains("classifier.groups"));
+  REQUIRE_THROWS_WITH(Classifier(bad), Contains("16 channels") && Contains("5") && Contains("classifier.groups"));
 }
 
 TEST_CASE("classifier: train, eval and the feature network agree on a small labelled set", "[classifier][cli]") {

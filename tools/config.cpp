@@ -59,7 +59,7 @@ const Json& default_config() {
       "sample_steps": 100
     },
     "classifier": {
-      "channels": [32, 64, 128],
+      "channels": [16, 32, 64],
       "blocks": 1,
       "groups": 8,
       "cosine_decay": true,
