@@ -139,6 +139,11 @@ TEST_CASE("classifier: train, eval and the feature network agree on a small labe
   REQUIRE(net->name() == "classifier sha256:" + sha256_file_hex(weights));
   REQUIRE(net->name().size() == std::string("classifier sha256:").size() + 64);
 
+  // The DDPM commands refuse a classifier run.
+  Outcome sample = run_ddpm({"sample", "--run", run});
+  REQUIRE(sample.status == 1);
+  REQUIRE_THAT(sample.err, Contains("holds a classifier") && Contains("ddpm classifier eval"));
+
   // Images of another size or channel count are refused, naming both sizes.
   REQUIRE_THROWS_WITH(net->run(Tensor::zeros({2, 10, 10, 1})), Contains("[2, 10, 10, 1]") && Contains("8x8"));
   REQUIRE_THROWS_WITH(net->run(Tensor::zeros({2, 8, 8, 3})), Contains("[2, 8, 8, 3]") && Contains("1 channel"));
