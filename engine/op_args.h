@@ -356,3 +356,29 @@ struct ema_update_args {
 };
 
 }  // namespace ddpm
+
+namespace ddpm {
+
+// ---- classification (the classifier of `ddpm classifier`) ----
+// x [N, H, W, C] -> out [N, C]: the mean over H and W (global average pooling)
+struct global_avg_pool_fwd {
+  Tensor x, out;
+};
+struct global_avg_pool_bwd {
+  Tensor grad_out;  // [N, C]
+  GradSlot grad_x;  // [N, H, W, C]: grad_out / (H W) at every pixel
+};
+
+// logits [N, K], labels [N] (float32 class indices in [0, K)) -> out [N], the per-sample loss
+// log sum_k exp(logits[n, k]) - logits[n, labels[n]], computed around the row maximum. lse [N]
+// (float32, float64 for float64 logits) receives the log-sum-exp for the backward, which
+// recomputes softmax = exp(logits - lse) instead of storing it. A label outside [0, K) gives NaN.
+struct softmax_cross_entropy_fwd {
+  Tensor logits, labels, out, lse;
+};
+struct softmax_cross_entropy_bwd {
+  Tensor grad_out, logits, labels, lse;
+  GradSlot grad_logits;  // grad_out[n] (softmax[n, k] - [k == labels[n]])
+};
+
+}  // namespace ddpm

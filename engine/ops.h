@@ -63,4 +63,9 @@ Tensor max_pool2d(const Tensor& x, int kernel, int stride, int pad = 0);
 Tensor avg_pool2d(const Tensor& x, int kernel, int stride, int pad = 0, bool count_include_pad = true);
 // x [N,H,W,C] -> [N,out_h,out_w,C], bilinear, align_corners = False (PyTorch's convention).
 Tensor resize_bilinear(const Tensor& x, int64_t out_h, int64_t out_w);
+// Classification. x [N, H, W, C] -> [N, C], the mean over H and W.
+Tensor global_avg_pool(const Tensor& x);
+// logits [N, K], labels [N] float32 class indices on the logits' device -> [N], the per-sample
+// cross-entropy -log softmax(logits)[label]. Labels must be integers in [0, K).
+Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels);
 }  // namespace ddpm

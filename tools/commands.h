@@ -17,6 +17,7 @@ struct RunArgs {
   std::string features;                 // --features inception:FILE | classifier:RUN_DIR (eval)
   std::string source, reference, cache; // --source, --reference, --cache DIR (eval)
   int64_t count = 0;                    // --count N (eval; 0: eval.count)
+  std::string split;                    // --split train|test (classifier eval)
 };
 
 int sample_command(const RunArgs& args);
@@ -24,5 +25,11 @@ int eval_command(const RunArgs& args);
 int info_command(const RunArgs& args);
 int import_command(const RunArgs& args);  // ddpm import diffusers DIR --out RUN_DIR
 int export_command(const RunArgs& args);  // ddpm export diffusers RUN_DIR --out DIR
+
+// `ddpm classifier train` (tools/classifier_train.cpp) and `ddpm classifier eval`
+// (tools/classifier_eval.cpp).
+struct TrainArgs;
+int classifier_train_command(const TrainArgs& args);
+int classifier_eval_command(const RunArgs& args);
 
 }  // namespace ddpm

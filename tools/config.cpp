@@ -65,6 +65,14 @@ const Json& default_config() {
       "sample_steps": 100,
       "label_dropout": 0.1
     },
+    "classifier": {
+      "channels": [16, 32, 64],
+      "blocks": 1,
+      "groups": 8,
+      "cosine_decay": true,
+      "use_ema": false,
+      "eval_batch_size": 256
+    },
     "sample": {
       "count": 64,
       "method": "ancestral",

@@ -1,5 +1,5 @@
 // The ddpm program's configuration: a JSON document of sections (data, model, diffusion, train,
-// sample, eval) whose every key has a default here. A config file and --set key=value overrides
+// sample, eval, classifier) whose every key has a default here. A config file and --set key=value overrides
 // are merged over the defaults; an unknown key is an error that lists the valid ones, and a value
 // of the wrong type an error that names the expected type.
 #pragma once

@@ -1,4 +1,4 @@
-// The ddpm program: train, sample, eval, info.
+// The ddpm program: train, sample, eval, info, classifier.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -26,6 +26,9 @@ const char* kUsage =
     "  info    model summary and device         ddpm info (--config FILE | --run RUN_DIR) [--set key=value ...]\n"
     "  import  a diffusers UNet2DModel -> run   ddpm import diffusers DIR --out RUN_DIR [--set key=value ...]\n"
     "  export  a run -> diffusers DDPMPipeline  ddpm export diffusers RUN_DIR --out DIR\n"
+    "  classifier  train / evaluate the image classifier of the classifier-FD metric\n"
+    "                                           ddpm classifier train --config FILE [--set key=value ...] [--out RUN_DIR]\n"
+    "                                           ddpm classifier eval --run RUN_DIR [--split test|train] [--out FILE.json]\n"
     "\n"
     "`ddpm <command> --help` explains a command. Docs: docs/usage.md.\n";
 
@@ -84,11 +87,24 @@ const char* help_for(const std::string& command) {
     return "ddpm export diffusers RUN_DIR --out DIR [--set sample.use_ema=false]\n\n"
            "Writes the run's UNet (EMA weights by default) as a diffusers DDPMPipeline folder:\n"
            "model_index.json, unet/ (UNet2DModel) and scheduler/ (DDPMScheduler).\n";
+  if (command == "classifier")
+    return "ddpm classifier train --config FILE [--set section.key=value ...] [--out RUN_DIR]\n"
+           "ddpm classifier eval --run RUN_DIR [--split test|train] [--set section.key=value ...] [--out FILE.json]\n\n"
+           "train: trains a small ResNet (models/classifier.h) on the data set's labels with cross-entropy;\n"
+           "data.* picks the data, train.* the optimization (steps, batch_size, lr, warmup, weight_decay,\n"
+           "adamw, ema_decay, grad_clip, seed, device, log_every) and classifier.* the network and schedule.\n"
+           "The run directory (default runs/<config name>) receives config.json, metrics.jsonl (loss, training\n"
+           "accuracy, images/s), the checkpoint and eval_test.json, the test accuracy of the result.\n"
+           "eval: the accuracy and cross-entropy on a split (default test); writes RUN_DIR/eval_<split>.json.\n"
+           "The run's pooled penultimate features are the feature space of `classifier:RUN_DIR` metrics.\n"
+           "Data sets without labels are refused. Example: configs/classifier_fashion_mnist.json.\n\n"
+           "Config keys and defaults:\n";
   return nullptr;
 }
 
 struct Parsed {
   std::string command;
+  std::string subcommand;  // classifier: train or eval
   ddpm::TrainArgs train;
   ddpm::RunArgs run;
   bool help = false;
@@ -97,7 +113,9 @@ struct Parsed {
 Parsed parse(int argc, char** argv) {
   Parsed p;
   p.command = argc > 1 ? argv[1] : "";
-  for (int i = 2; i < argc; ++i) {
+  int first = 2;
+  if (p.command == "classifier" && argc > 2 && argv[2][0] != '-') p.subcommand = argv[first++];
+  for (int i = first; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&]() -> std::string {
       DDPM_CHECK(i + 1 < argc, "ddpm ", p.command, ": ", arg, " needs a value (see ddpm ", p.command, " --help)");
@@ -127,6 +145,7 @@ Parsed parse(int argc, char** argv) {
     }
     else if (arg == "--class") p.run.overrides.push_back("sample.class=" + nlohmann::json(value()).dump());
     else if (arg == "--guidance") p.run.overrides.push_back("sample.guidance=" + value());
+    else if (arg == "--split" && p.command == "classifier") p.run.split = value();
     else ddpm::detail::fail("ddpm ", p.command, ": unknown option '", arg, "' (see ddpm ", p.command, " --help)");
   }
   return p;
@@ -149,7 +168,7 @@ int main(int argc, char** argv) {
     }
     if (p.help) {
       std::fputs(help, stdout);
-      if (p.command == "train") std::fputs(ddpm::describe_defaults().c_str(), stdout);
+      if (p.command == "train" || p.command == "classifier") std::fputs(ddpm::describe_defaults().c_str(), stdout);
       return 0;
     }
     if (p.command == "train") return ddpm::train_command(p.train);
@@ -157,6 +176,12 @@ int main(int argc, char** argv) {
     if (p.command == "eval") return ddpm::eval_command(p.run);
     if (p.command == "import") return ddpm::import_command(p.run);
     if (p.command == "export") return ddpm::export_command(p.run);
+    if (p.command == "classifier") {
+      if (p.subcommand == "train") return ddpm::classifier_train_command(p.train);
+      if (p.subcommand == "eval") return ddpm::classifier_eval_command(p.run);
+      std::fprintf(stderr, "ddpm classifier: expected 'train' or 'eval', got '%s'\n\n%s", p.subcommand.c_str(), help);
+      return 2;
+    }
     return ddpm::info_command(p.run);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "\nddpm: error: %s\n", e.what());

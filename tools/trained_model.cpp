@@ -9,6 +9,9 @@ TrainedModel load_trained_model(const std::string& run_dir, const std::vector<st
                                  bool for_eval) {
   TrainedModel m;
   m.state = read_checkpoint_state(run_dir);
+  DDPM_CHECK(m.state.value("kind", std::string()) != "classifier", "'", run_dir,
+             "' holds a classifier (ddpm classifier train), not a DDPM; evaluate it with ddpm classifier eval --run ",
+             run_dir);
   m.config = apply_overrides(m.state.at("config"), overrides);
   m.image_shape = m.state.at("image_shape").get<Shape>();
   m.device = choose_device(m.config.at("train").at("device"));
