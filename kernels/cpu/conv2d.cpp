@@ -19,6 +19,7 @@
 
 #include "kernels/cpu/conv2d.h"
 
+#include "engine/cpu_threads.h"
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/column_sums.h"
 
@@ -155,6 +156,7 @@ void col2im(const ConvGeometry& g, const T* dcol, int64_t samples, T* dx, bool a
 }  // namespace
 
 void CpuBackend::conv2d_forward(const conv2d_fwd& args) {
+  fit_threads_to_load();  // engine/cpu_threads.h: a narrower team when other processes hold cores
   cpu::dispatch_float(args.x.dtype(), "conv2d", [&](auto tag) {
     using T = decltype(tag);
     const ConvGeometry g = geometry(args.x, args.weight, args.out, args.stride, args.pad);

@@ -1,10 +1,12 @@
 // linear: out [M, N] = x [M, K] W[N, K]^T + b, M = product of x's leading axes.
+#include "engine/cpu_threads.h"
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/column_sums.h"
 
 namespace ddpm {
 
 void CpuBackend::linear_forward(const linear_fwd& args) {
+  fit_threads_to_load();  // engine/cpu_threads.h: a narrower team when other processes hold cores
   cpu::dispatch_float(args.x.dtype(), "linear", [&](auto tag) {
     using T = decltype(tag);
     const int64_t n = args.weight.dim(0), k = args.weight.dim(1), m = args.x.numel() / k;
