@@ -85,9 +85,14 @@ Json load_checkpoint(const std::string& run_dir, const ParameterSet& params, Ema
   DDPM_CHECK(meta != file.metadata.end() && meta->second == std::to_string(step), "checkpoint: '", weights,
              "' is for step ", meta == file.metadata.end() ? std::string("?") : meta->second,
              " but checkpoint.json says step ", step, "; the run directory is inconsistent, refusing to resume");
-  // Check everything before changing anything.
+  // Check everything that will be loaded before changing anything; a file may lack the buffers no
+  // one asks for (a checkpoint pruned to its weights for sampling or evaluation).
+  Tensor none;
+  const Tensor* targets[] = {&params.values(), ema ? &ema->shadow() : &none, adam ? &adam->first_moment() : &none,
+                             adam ? &adam->second_moment() : &none};
   for (int b = 0; b < 4; ++b)
     for (const NamedParameter& p : params.entries()) {
+      if (!targets[b]->defined()) continue;
       const std::string name = kPrefixes[b] + p.name;
       bool found = false;
       for (const auto& [n, t] : file.tensors)
@@ -100,9 +105,6 @@ Json load_checkpoint(const std::string& run_dir, const ParameterSet& params, Ema
       DDPM_CHECK(found, "checkpoint: '", weights, "' has no tensor '", name,
                  "'; it was written for a different model configuration");
     }
-  Tensor none;
-  const Tensor* targets[] = {&params.values(), ema ? &ema->shadow() : &none, adam ? &adam->first_moment() : &none,
-                             adam ? &adam->second_moment() : &none};
   for (int b = 0; b < 4; ++b) {
     if (!targets[b]->defined()) continue;
     for (const NamedParameter& p : params.entries()) copy_into_slice(*targets[b], p, file.at(kPrefixes[b] + p.name));

@@ -24,8 +24,9 @@ void save_checkpoint(const std::string& run_dir, const ParameterSet& params, con
                      const Json& state);
 
 // Reads checkpoint.json and its weights, checks that they agree with each other and with the
-// model (every parameter present with its shape), and only then copies them into params, ema and
-// adam (those that are non-null). Throws with the reason otherwise, touching nothing.
+// model (every parameter of every buffer asked for present with its shape), and only then copies
+// them into params, ema and adam (those that are non-null; the file may lack the others). Throws
+// with the reason otherwise, touching nothing.
 Json load_checkpoint(const std::string& run_dir, const ParameterSet& params, Ema* ema, Adam* adam);
 
 // Just checkpoint.json (to rebuild the model from its config before loading the weights).

@@ -56,9 +56,9 @@ ClassifierRun load_classifier_run(const std::string& run_dir, const std::vector<
   run.weights_path = (fs::path(run_dir) / run.state.at("weights").get<std::string>()).string();
   run.model = std::make_unique<Classifier>(classifier_config(run.config, run.image_shape, run.classes));
   run.params = std::make_unique<ParameterSet>(*run.model, 0, device);
-  Ema ema(*run.params, 0.0);
-  load_checkpoint(run_dir, *run.params, &ema, nullptr);
   run.ema = run.config.at("classifier").at("use_ema").get<bool>();
+  Ema ema(*run.params, 0.0);
+  load_checkpoint(run_dir, *run.params, run.ema ? &ema : nullptr, nullptr);  // a pruned run has only model.*
   if (run.ema) ema.swap_with(*run.params);
   run.model->train(false);
   return run;
