@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -56,6 +57,8 @@ int usable_cores() {
 }  // namespace
 
 int fit_threads_to_load() {
+  static const bool fixed = std::getenv("DDPM_FIXED_THREADS") != nullptr;
+  if (fixed) return omp_get_max_threads();
   static const int team_at_start = omp_get_max_threads();
   static const int cores = usable_cores();
   static std::atomic<int64_t> last_sample_ns{std::numeric_limits<int64_t>::min() / 2};

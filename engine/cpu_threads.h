@@ -14,7 +14,8 @@ namespace ddpm {
 // smallest, so that a brief blip does not count. It samples at most every 50 ms (a few /proc reads)
 // and otherwise only reads the clock, so the CPU backend calls it at the start of its GEMM-heavy ops
 // (conv2d and linear forwards), which every model step runs. Returns the team size now in use.
-// Without /proc it changes nothing.
+// Without /proc, or with DDPM_FIXED_THREADS set (benchmarks that compare fixed thread counts), it
+// changes nothing.
 int fit_threads_to_load();
 
 }  // namespace ddpm
