@@ -127,7 +127,7 @@ TEST_CASE("metrics eval: train vs test is close, noise is far, and the reference
   const Json samples = quality_eval(m, net, options("samples", dir / "cache"));
   REQUIRE(net.images_seen == 300);
   REQUIRE(samples["sampler"]["method"] == "ancestral");
-  REQUIRE(samples["sampler"]["steps"] == 20);
+  REQUIRE(samples["sampler"]["evaluations"] == 20);
   REQUIRE(std::isfinite(samples["metrics"]["fid"].get<double>()));
   // The streamed samples (two chunks: 256 + 44) are exactly the images `ddpm sample` draws.
   const Outcome drawn = run_ddpm({"sample", "--run", run, "--set", "sample.count=300", "--out", dir / "s.png", "--raw",

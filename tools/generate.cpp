@@ -50,6 +50,25 @@ int generate_evaluations(const GaussianDiffusion& diffusion, const GenerateOptio
   return solver_evaluations(config, levels);
 }
 
+GenerateOptions generate_options(const Json& s) {
+  GenerateOptions o;
+  o.count = s.at("count");
+  o.method = s.at("method");
+  o.steps = s.at("steps");
+  o.eta = s.at("eta");
+  o.sigmas = s.at("sigmas");
+  o.rho = s.at("rho");
+  o.solver.s_churn = s.at("s_churn");
+  o.solver.s_tmin = s.at("s_tmin");
+  o.solver.s_tmax = s.at("s_tmax");
+  o.solver.s_noise = s.at("s_noise");
+  o.solver.eta = s.at("euler_eta");
+  o.spacing = s.value("spacing", "even");
+  o.clip = s.at("clip");
+  o.seed = seed_for(s.at("seed"), Purpose::Sampling);
+  return o;
+}
+
 Tensor generate(Denoiser& model, const GaussianDiffusion& diffusion, const Shape& image_shape, Device device,
                 const GenerateOptions& o) {
   DDPM_CHECK(o.count >= 1, "sample.count must be at least 1, got ", o.count);

@@ -8,6 +8,7 @@
 #include "diffusion/gaussian_diffusion.h"
 #include "diffusion/solvers.h"
 #include "models/denoiser.h"
+#include "tools/config.h"
 
 namespace ddpm {
 
@@ -30,6 +31,11 @@ struct GenerateOptions {
   std::vector<int> labels;
   double guidance = 0.0;
 };
+
+// The sample section's settings (count, method, steps, eta, the solver keys, spacing, clip and the
+// Philox seed): what `ddpm sample` and `ddpm eval --metrics` draw with. Labels are set apart
+// (tools/conditioning.h).
+GenerateOptions generate_options(const Json& sample);
 
 // [count, H, W, C] on the CPU; image_shape = {H, W, C}.
 Tensor generate(Denoiser& model, const GaussianDiffusion& diffusion, const Shape& image_shape, Device device,

@@ -16,6 +16,7 @@
 #include "metrics/npz.h"
 #include "metrics/precision_recall.h"
 #include "tools/checkpoint.h"
+#include "tools/conditioning.h"
 #include "tools/generate.h"
 #include "tools/progress.h"
 
@@ -201,19 +202,26 @@ Json quality_eval(TrainedModel& m, FeatureNetwork& network, const QualityOptions
   std::vector<float> logits;
   const uint64_t eval_seed = seed_for(e.at("seed"), Purpose::Evaluation);
   const Json& s = m.config.at("sample");
-  GenerateOptions g;
-  g.method = s.at("method");
-  g.steps = s.at("steps");
-  g.eta = s.at("eta");
-  g.clip = s.at("clip");
-  g.seed = seed_for(s.at("seed"), Purpose::Sampling);
+  GenerateOptions g = generate_options(s);
   g.batch = kSampleChunk;
-  const int chain = g.steps > 0 && g.steps < m.diffusion->steps() ? g.steps : m.diffusion->steps();
+  // A conditional model draws its classes as `ddpm sample` would (sample.class, default all: equal
+  // shares in blocks), with sample.guidance; each chunk takes its slice of the labels.
+  std::vector<int> labels;
+  if (o.source == "samples") {
+    GenerateOptions all = g;
+    all.count = o.count;
+    choose_sample_classes(m.config, class_names_of_run(m.state), m.model->num_classes(), all);
+    g.guidance = all.guidance;
+    labels.assign(all.labels.begin(), all.labels.begin() + std::min<int64_t>(o.count, all.labels.size()));
+  }
+  const int chain = generate_evaluations(*m.diffusion, g);  // network evaluations per sample
   ImageSet train;
+  std::vector<int64_t> train_order;  // a random N of the training images, drawn by eval.seed
   if (o.source == "train") {
     train = load_dataset(m.config, "train");
     DDPM_CHECK(o.count <= train.size(), "eval: --count ", o.count, " exceeds the ", train.size(),
                " images of the train split (--source train)");
+    train_order = epoch_permutation(train.size(), eval_seed, 0);
   }
   const int64_t chunks = (o.count + kSampleChunk - 1) / kSampleChunk;
   const bool sampling = o.source == "samples";
@@ -226,12 +234,12 @@ Json quality_eval(TrainedModel& m, FeatureNetwork& network, const QualityOptions
     if (sampling) {
       g.count = n;
       g.first_batch = c;
+      if (!labels.empty()) g.labels.assign(labels.begin() + first, labels.begin() + first + n);
       // Images per second: each of the chain's steps advances n images by 1/chain of their way.
       g.progress = [&](int64_t step, int64_t) { bar.update(c * chain + step, "images", static_cast<double>(n) / chain); };
       images = generate(*m.model, *m.diffusion, m.image_shape, m.device, g);
     } else if (o.source == "train") {
-      std::vector<int64_t> indices;
-      for (int64_t i = first; i < first + n; ++i) indices.push_back(i);
+      const std::vector<int64_t> indices(train_order.begin() + first, train_order.begin() + first + n);
       images = gather_batch(train, indices, false, 0, 0);
     } else {  // N(0, 1) noise clamped to [-1, 1]
       images = Tensor::normal(shape, eval_seed, kNoiseStreamTag | static_cast<uint64_t>(c));
@@ -294,8 +302,9 @@ Json quality_eval(TrainedModel& m, FeatureNetwork& network, const QualityOptions
               {"wall_seconds", {{"reference", reference_seconds}, {"source", source_seconds}, {"metrics", metric_seconds},
                                 {"total", seconds_since(started)}}}};
   if (sampling)
-    report["sampler"] = {{"method", g.method}, {"steps", chain}, {"eta", g.eta}, {"clip", g.clip},
-                         {"philox_seed", g.seed}, {"chunk", kSampleChunk}};
+    report["sampler"] = {{"method", g.method}, {"evaluations", chain}, {"eta", g.eta}, {"clip", g.clip},
+                         {"philox_seed", g.seed}, {"chunk", kSampleChunk}, {"guidance", g.guidance},
+                         {"class", s.value("class", "")}};
   if (o.source == "noise") report["noise"] = {{"philox_seed", eval_seed}, {"stream_tag", kNoiseStreamTag}};
   return report;
 }
