@@ -1,5 +1,5 @@
 // The DDPM forward process, posterior, reverse-process parameterization, training losses and the
-// variational bound (MATH.md). The diffusion code never sees the network: it calls a ModelFn, so
+// variational bound (docs/math.md). The diffusion code never sees the network: it calls a ModelFn, so
 // analytic "oracle" models can stand in for a trained one.
 #pragma once
 #include <functional>

@@ -1,4 +1,4 @@
-// Noise schedules and every table derived from them, in float64 (MATH.md, "Schedule"). Code step
+// Noise schedules and every table derived from them, in float64 (docs/math.md, "Schedule"). Code step
 // t = 0..T-1 is the paper's step t+1.
 #pragma once
 #include <string>

@@ -1,5 +1,5 @@
 // The per-element DDPM formulas shared by the CPU and CUDA kernels (one source of truth, like
-// engine/philox.h). Conventions: ../shared/MATH.md; the map to the seeds: docs/math.md.
+// engine/philox.h). Conventions and the map to the seed write-ups: docs/math.md.
 // Everything is templated on the compute type: double on the CPU reference, float on the GPU.
 #pragma once
 #include <cmath>
@@ -79,7 +79,7 @@ DDPM_HOST_DEVICE T normal_kl(T m1, T lv1, T m2, T lv2, T* d_m2 = nullptr, T* d_l
   return T(0.5) * (T(-1) + lv2 - lv1 + ratio + diff * diff * inv_var2);
 }
 
-// Phi(x) ~ 0.5 (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3) (MATH.md), evaluated as the
+// Phi(x) ~ 0.5 (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3) (docs/math.md), evaluated as the
 // identical sigmoid(2u), which stays accurate in both tails where 1 + tanh(u) would cancel.
 // `tail` receives 1 - Phi(x) = sigmoid(-2u) and `pdf` the derivative, 2 sigmoid(2u) sigmoid(-2u) du/dx.
 template <class T>

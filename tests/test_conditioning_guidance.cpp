@@ -172,7 +172,7 @@ TEST_CASE("guidance: the same combination in epsilon, x0 and v gives the same re
   for (const int step : {3, 50, 99}) {
     const double abar = schedule.abar()[static_cast<size_t>(step)], a = std::sqrt(abar), b = std::sqrt(1 - abar);
     // The same oracle reparameterized: x0 = (x_t - b eps) / a, v = (eps - b x_t) / a... written as
-    // v = a eps - b x0 (MATH.md), which is the same number.
+    // v = a eps - b x0 (docs/math.md), which is the same number.
     auto reparam = [&](Prediction p) -> LabeledModelFn {
       return [&, p](const Tensor& x_t, const Tensor& t, const std::vector<int>& l) {
         const Tensor eps = eps_net(x_t, t, l);

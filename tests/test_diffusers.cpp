@@ -140,7 +140,7 @@ TEST_CASE("diffusers names: the engine's CIFAR-10 UNet has exactly UNet2DModel's
     count += t.numel();
   });
   CHECK(seen.size() == want.size());
-  CHECK(count == 35746307);  // DDPM's CIFAR-10 model (MATH.md)
+  CHECK(count == 35746307);  // DDPM's CIFAR-10 model (docs/math.md)
 }
 
 TEST_CASE("diffusers names: conv layouts and legacy attention names", "[diffusers]") {

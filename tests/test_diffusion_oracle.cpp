@@ -1,4 +1,4 @@
-// The analytic Gaussian oracle (MATH.md): data x0 ~ N(m, s^2) per dimension and the optimal
+// The analytic Gaussian oracle (docs/math.md): data x0 ~ N(m, s^2) per dimension and the optimal
 // epsilon predictor eps*(x_t, t) = sqrt(1 - abar) (x_t - sqrt(abar) m) / (abar s^2 + 1 - abar).
 // Everything the library computes is compared with quantities this file derives on its own from
 // the paper's formulas: per-sample KL terms, expected KL terms, and the exact output moments of the
