@@ -7,6 +7,10 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <vector>
+
+#include "tools/data/file_bytes.h"
+#include "tools/data/jpeg_check.h"
 
 namespace ddpm {
 
@@ -65,8 +69,12 @@ ImageSet load_image_folder(const std::string& dir, int channels) {
   for (size_t i = 0; i < files.size(); ++i) {
     const std::string path = files[i].string();
     int w = 0, h = 0, stored_channels = 0;
-    std::unique_ptr<stbi_uc, StbFree> pixels(
-        stbi_load(path.c_str(), &w, &h, &stored_channels, channels));
+    const std::vector<uint8_t> bytes = read_file_bytes(path);
+    const std::string problem = jpeg_huffman_problem(bytes.data(), bytes.size());
+    DDPM_CHECK(problem.empty(), "image folder: cannot decode ", path, ": corrupt JPEG: ", problem);
+    DDPM_CHECK(bytes.size() <= static_cast<size_t>(INT32_MAX), "image folder: ", path, " is too large to decode");
+    std::unique_ptr<stbi_uc, StbFree> pixels(stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w,
+                                                                   &h, &stored_channels, channels));
     DDPM_CHECK(pixels != nullptr, "image folder: cannot decode ", path, ": ",
                stbi_failure_reason() ? stbi_failure_reason() : "unknown stb_image error");
     if (i == 0) {
