@@ -16,6 +16,7 @@
 #include "tools/checkpoint.h"
 #include "tools/classifier_run.h"
 #include "tools/commands.h"
+#include "tools/data/batch_order.h"
 #include "tools/progress.h"
 #include "tools/runtime.h"
 #include "tools/train.h"
@@ -27,28 +28,6 @@ namespace fs = std::filesystem;
 namespace {
 volatile std::sig_atomic_t g_interrupted = 0;
 void on_interrupt(int) { g_interrupted = 1; }
-
-// The examples of batch `step` (1-based): a fresh Philox permutation each epoch, as in `ddpm
-// train`, so the order is a function of (seed, step) alone.
-class EpochOrder {
- public:
-  EpochOrder(int64_t size, uint64_t seed) : size_(size), seed_(seed) {}
-  std::vector<int64_t> indices(int64_t step, int64_t batch) {
-    std::vector<int64_t> out;
-    for (int64_t i = 0; i < batch; ++i) {
-      const int64_t global = (step - 1) * batch + i, epoch = global / size_;
-      if (epoch != epoch_) perm_ = epoch_permutation(size_, seed_, static_cast<uint64_t>(epoch_ = epoch));
-      out.push_back(perm_[static_cast<size_t>(global % size_)]);
-    }
-    return out;
-  }
-
- private:
-  int64_t size_;
-  uint64_t seed_;
-  int64_t epoch_ = -1;
-  std::vector<int64_t> perm_;
-};
 
 // Linear warm-up over `warmup` steps, then (with cosine) half a cosine from lr down to 0 at the
 // last step.
@@ -102,7 +81,7 @@ int classifier_train_command(const TrainArgs& args) {
   // ---- the loop ----
   g_interrupted = 0;
   auto previous_sigint = std::signal(SIGINT, on_interrupt);
-  EpochOrder order(data.size(), seed);
+  BatchOrder order(data.size(), seed);
   ProgressBar bar("classifier", total_steps, 0, log_every);
   const auto began = std::chrono::steady_clock::now();
   auto window_start = began;

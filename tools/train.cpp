@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <map>
 
 #include "diffusion/timestep_sampler.h"
 #include "engine/autograd.h"
@@ -16,6 +15,7 @@
 #include "engine/optim/ema.h"
 #include "tools/checkpoint.h"
 #include "tools/conditioning.h"
+#include "tools/data/batch_order.h"
 #include "tools/data_parallel.h"
 #include "tools/generate.h"
 #include "tools/image_io.h"
@@ -29,31 +29,6 @@ namespace fs = std::filesystem;
 namespace {
 volatile std::sig_atomic_t g_interrupted = 0;
 void on_stop_request(int) { g_interrupted = 1; }
-
-// Which examples batch `step` (1-based) takes: a fresh Philox permutation every epoch, so the
-// position in the data is a function of the step alone and a resumed run sees the same batches.
-class BatchOrder {
- public:
-  BatchOrder(int64_t size, uint64_t seed) : size_(size), seed_(seed) {}
-  std::vector<int64_t> indices(int64_t step, int64_t batch) {
-    std::vector<int64_t> out;
-    for (int64_t i = 0; i < batch; ++i) {
-      const int64_t global = (step - 1) * batch + i, epoch = global / size_;
-      auto found = epochs_.find(epoch);
-      if (found == epochs_.end()) {
-        epochs_.clear();  // keep one or two epochs in memory
-        found = epochs_.emplace(epoch, epoch_permutation(size_, seed_, static_cast<uint64_t>(epoch))).first;
-      }
-      out.push_back(found->second[static_cast<size_t>(global % size_)]);
-    }
-    return out;
-  }
-
- private:
-  int64_t size_;
-  uint64_t seed_;
-  std::map<int64_t, std::vector<int64_t>> epochs_;
-};
 
 std::unique_ptr<TimestepSampler> make_timestep_sampler(const Json& config, int steps) {
   const std::string kind = config.at("diffusion").at("timestep_sampler");
