@@ -10,9 +10,12 @@ namespace fs = std::filesystem;
 
 TEST_CASE("JPEG Huffman tables that overflow stb_image are refused before decoding", "[data][jpeg]") {
   const fs::path fuzz = fs::path(DDPM_SOURCE_DIR) / "tests/fuzz";
-  for (const auto& entry : fs::directory_iterator(fuzz / "crashes/image_folder")) {
-    const std::vector<uint8_t> bytes = ddpm::read_file_bytes(entry.path().string());
-    INFO(entry.path().string());
+  // The two inputs that overflowed the table (a third crash file there is stb's signed-integer
+  // overflow in dequantization: undefined behaviour that wraps in practice, not fixed here).
+  for (const char* name : {"crash-d090264c308a8b6bcf19e54233f3492954536896", "crash-a86ca94f73797e769b7bac8bbe93227897c27674"}) {
+    const fs::path path = fuzz / "crashes/image_folder" / name;
+    const std::vector<uint8_t> bytes = ddpm::read_file_bytes(path.string());
+    INFO(path.string());
     REQUIRE_THAT(ddpm::jpeg_huffman_problem(bytes.data(), bytes.size()), Catch::Contains("Huffman table"));
   }
   // A sound table: 2 codes of length 1, then their 2 symbols.
