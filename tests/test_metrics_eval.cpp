@@ -147,7 +147,7 @@ TEST_CASE("metrics eval: bad options are refused with what to do", "[metrics][ev
   };
   Outcome unknown = eval({"--metrics", "fid,sharpness", "--features", "inception:x"});
   REQUIRE(unknown.status == 1);
-  REQUIRE_THAT(unknown.err, Contains("unknown metric 'sharpness'") && Contains("fid, kid, precision, recall, is, bpd"));
+  REQUIRE_THAT(unknown.err, Contains("unknown metric 'sharpness'") && Contains("fid, kid, precision, recall, is, accuracy, bpd"));
   for (const char* spec : {"inception", "resnet:weights.pt", "classifier:"}) {
     Outcome bad = eval({"--metrics", "fid", "--features", spec});
     INFO(spec);

@@ -18,6 +18,7 @@ struct RunArgs {
   std::string source, reference, cache; // --source, --reference, --cache DIR (eval)
   int64_t count = 0;                    // --count N (eval; 0: eval.count)
   std::string split;                    // --split train|test (classifier eval)
+  std::string x, y, series, log, title; // --x KEY --y KEY --series KEY --log x|y|xy --title TEXT (plot)
 };
 
 int sample_command(const RunArgs& args);
@@ -25,6 +26,7 @@ int eval_command(const RunArgs& args);
 int info_command(const RunArgs& args);
 int import_command(const RunArgs& args);  // ddpm import diffusers DIR --out RUN_DIR
 int export_command(const RunArgs& args);  // ddpm export diffusers RUN_DIR --out DIR
+int plot_command(const RunArgs& args);    // ddpm plot FILE... --x KEY --y KEY --out FILE.png
 
 // `ddpm classifier train` (tools/classifier_train.cpp) and `ddpm classifier eval`
 // (tools/classifier_eval.cpp).

@@ -84,7 +84,7 @@ std::array<uint8_t, 3> plot_series_color(size_t i) {
 
 void write_line_plot(const std::string& path, const std::vector<Series>& series,
                      const std::string& title, const std::string& x_label,
-                     const std::string& y_label, bool log_y) {
+                     const std::string& y_label, bool log_y, bool log_x) {
   DDPM_CHECK(!series.empty(), "write_line_plot ", path, ": no series to plot");
   std::vector<double> xs, ys;
   for (const Series& s : series) {
@@ -98,7 +98,7 @@ void write_line_plot(const std::string& path, const std::vector<Series>& series,
                     56,
                     kLinePlotWidth - 24,
                     kLinePlotHeight - 56,
-                    plot::fit_axis(xs, false, 0.0),
+                    plot::fit_axis(xs, log_x, log_x ? 0.03 : 0.0),
                     plot::fit_axis(ys, log_y, 0.05)};
   plot::draw_frame(canvas, frame, title, x_label, y_label);
 

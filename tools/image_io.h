@@ -40,11 +40,11 @@ std::array<uint8_t, 3> plot_series_color(size_t i);
 
 // A line chart (kLinePlotWidth x kLinePlotHeight): axes with round-number ticks, the title, axis
 // labels, one coloured line per series (with point markers when it has few points) and a legend.
-// log_y plots log10(y) with decade ticks. Text uses a built-in 5x7 font (lower case shows as
+// log_y plots log10(y) with decade ticks, log_x the same along x. Text uses a built-in 5x7 font (lower case shows as
 // upper).
 void write_line_plot(const std::string& path, const std::vector<Series>& series,
                      const std::string& title, const std::string& x_label,
-                     const std::string& y_label, bool log_y = false);
+                     const std::string& y_label, bool log_y = false, bool log_x = false);
 
 // A square scatter plot (kPointsPlotSize^2) of 2-D point sets, each in its own colour, on equal x
 // and y scales covering [-extent, extent]^2 (extent <= 0: fit the points).

@@ -26,6 +26,7 @@ const char* kUsage =
     "  info    model summary and device         ddpm info (--config FILE | --run RUN_DIR) [--set key=value ...]\n"
     "  import  a diffusers UNet2DModel -> run   ddpm import diffusers DIR --out RUN_DIR [--set key=value ...]\n"
     "  export  a run -> diffusers DDPMPipeline  ddpm export diffusers RUN_DIR --out DIR\n"
+    "  plot    a line chart of JSON records     ddpm plot FILE... --x KEY --y KEY [--series KEY] [--log x|y|xy] --out FILE.png\n"
     "  classifier  train / evaluate the image classifier of the classifier-FD metric\n"
     "                                           ddpm classifier train --config FILE [--set key=value ...] [--out RUN_DIR]\n"
     "                                           ddpm classifier eval --run RUN_DIR [--split test|train] [--out FILE.json]\n"
@@ -63,8 +64,10 @@ const char* help_for(const std::string& command) {
            "ddpm eval --run RUN_DIR --metrics LIST --features SPEC [--count N] [--source samples|train|noise]\n"
            "          [--reference test|train] [--cache DIR] [--set key=value ...] [--out FILE.json]\n\n"
            "Sample-quality metrics in a feature network's space. LIST: any of fid, kid, precision, recall,\n"
-           "is, bpd (comma-separated; bpd is the bound above). SPEC: inception:FILE (Inception-v3 weights\n"
-           "from scripts/convert_inception.py) or classifier:RUN_DIR (a `ddpm classifier train` run).\n"
+           "is, accuracy, bpd (comma-separated; bpd is the bound above; accuracy, for class-conditional\n"
+           "runs, is the share of samples the classifier assigns to the class they were drawn for).\n"
+           "SPEC: inception:FILE (Inception-v3 weights from scripts/convert_inception.py) or\n"
+           "classifier:RUN_DIR (a `ddpm classifier train` run).\n"
            "N images (default eval.count) come from --source: the run's samples (the sample section's\n"
            "settings and seed; the same images `ddpm sample` draws), N train images drawn by eval.seed\n"
            "(the floor a perfect model would reach) or N(0,1) noise clamped to [-1, 1]. They are compared\n"
@@ -87,6 +90,14 @@ const char* help_for(const std::string& command) {
     return "ddpm export diffusers RUN_DIR --out DIR [--set sample.use_ema=false]\n\n"
            "Writes the run's UNet (EMA weights by default) as a diffusers DDPMPipeline folder:\n"
            "model_index.json, unet/ (UNet2DModel) and scheduler/ (DDPMScheduler).\n";
+  if (command == "plot")
+    return "ddpm plot FILE... --x KEY --y KEY [--series KEY] [--log x|y|xy] [--title TEXT] --out FILE.png\n\n"
+           "A line chart of JSON records: each FILE holds one JSON object (an eval.json) or one per line\n"
+           "(metrics.jsonl). KEY is a dotted path into a record (metrics.fid, sampler.evaluations, step).\n"
+           "Records are grouped into one line per value of the --series key and sorted by x; records\n"
+           "without the x or y key are left out. --log plots log10 of x, y or both. Prints the points.\n"
+           "Example: ddpm plot runs/fm/sampler_quality/fd/*.json --x sampler.evaluations --y metrics.fid\n"
+           "         --series sampler.method --log xy --out fd.png\n";
   if (command == "classifier")
     return "ddpm classifier train --config FILE [--set section.key=value ...] [--out RUN_DIR]\n"
            "ddpm classifier eval --run RUN_DIR [--split test|train] [--set section.key=value ...] [--out FILE.json]\n\n"
@@ -131,7 +142,13 @@ Parsed parse(int argc, char** argv) {
     else if (arg == "--out") p.train.out = p.run.out = value();
     else if (arg == "--run") p.run.run_dir = value();
     else if (arg == "--raw") p.run.raw = value();
-    else if ((p.command == "import" || p.command == "export") && arg[0] != '-') p.run.positional.push_back(arg);
+    else if ((p.command == "import" || p.command == "export" || p.command == "plot") && arg[0] != '-')
+      p.run.positional.push_back(arg);
+    else if (p.command == "plot" && arg == "--x") p.run.x = value();
+    else if (p.command == "plot" && arg == "--y") p.run.y = value();
+    else if (p.command == "plot" && arg == "--series") p.run.series = value();
+    else if (p.command == "plot" && arg == "--log") p.run.log = value();
+    else if (p.command == "plot" && arg == "--title") p.run.title = value();
     else if (arg == "--metrics") p.run.metrics = value();
     else if (arg == "--features") p.run.features = value();
     else if (arg == "--source") p.run.source = value();
@@ -176,6 +193,7 @@ int main(int argc, char** argv) {
     if (p.command == "eval") return ddpm::eval_command(p.run);
     if (p.command == "import") return ddpm::import_command(p.run);
     if (p.command == "export") return ddpm::export_command(p.run);
+    if (p.command == "plot") return ddpm::plot_command(p.run);
     if (p.command == "classifier") {
       if (p.subcommand == "train") return ddpm::classifier_train_command(p.train);
       if (p.subcommand == "eval") return ddpm::classifier_eval_command(p.run);

@@ -134,10 +134,37 @@ Reference reference_stats(const Json& config, FeatureNetwork& network, const Qua
   write_file_atomically(stem + ".json", Json{{"key", key}, {"images", r.count}}.dump(2) + "\n");
   return r;
 }
+// {"accuracy": the share of samples whose arg-max logit is the class they were drawn for,
+//  "per_class_accuracy": {name: {"accuracy", "samples"}}}. logits [N, K] row-major, labels [N].
+Json class_accuracy(const std::vector<float>& logits, const std::vector<int>& labels,
+                    const std::vector<std::string>& names) {
+  const int64_t n = static_cast<int64_t>(labels.size()), k = static_cast<int64_t>(names.size());
+  DDPM_CHECK(n > 0 && static_cast<int64_t>(logits.size()) == n * k, "eval: accuracy needs the feature network's ",
+             "logits over the run's ", k, " classes (", join(names), "), but it gave ",
+             n > 0 ? static_cast<int64_t>(logits.size()) / n : 0, " per image; use a classifier trained on the same ",
+             "classes in the same order");
+  std::vector<int64_t> hits(k, 0), drawn(k, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    const int label = labels[i];
+    DDPM_CHECK(label >= 0 && label < k, "eval: accuracy needs samples drawn for a class (sample.class a class or ",
+               "all), not the unconditional label");
+    const float* row = logits.data() + i * k;
+    hits[label] += std::max_element(row, row + k) - row == label;
+    ++drawn[label];
+  }
+  Json per_class = Json::object();
+  int64_t total = 0;
+  for (int64_t c = 0; c < k; ++c) {
+    total += hits[c];
+    if (drawn[c] > 0)
+      per_class[names[c]] = {{"accuracy", static_cast<double>(hits[c]) / drawn[c]}, {"samples", drawn[c]}};
+  }
+  return {{"accuracy", static_cast<double>(total) / n}, {"per_class_accuracy", per_class}};
+}
 }  // namespace
 
 const std::vector<std::string>& known_metrics() {
-  static const std::vector<std::string> names{"fid", "kid", "precision", "recall", "is", "bpd"};
+  static const std::vector<std::string> names{"fid", "kid", "precision", "recall", "is", "accuracy", "bpd"};
   return names;
 }
 
@@ -191,6 +218,15 @@ Json quality_eval(TrainedModel& m, FeatureNetwork& network, const QualityOptions
   const bool want_pr = wants(o.metrics, "precision") || wants(o.metrics, "recall");
   DDPM_CHECK(!want_is || network.has_logits(), "eval: the Inception score needs class logits, and the feature network ",
              network.name(), " has none; drop 'is' from --metrics");
+  const bool want_accuracy = wants(o.metrics, "accuracy");
+  if (want_accuracy) {
+    DDPM_CHECK(o.source == "samples", "eval: accuracy is the share of generated samples classified as the class they were ",
+               "drawn for; it needs --source samples, not ", o.source);
+    DDPM_CHECK(m.model->num_classes() > 0, "eval: accuracy needs a class-conditional run (model.num_classes > 0), and ",
+               "this run is unconditional");
+    DDPM_CHECK(network.has_logits(), "eval: accuracy needs a feature network with class logits (--features ",
+               "classifier:RUN_DIR), and ", network.name(), " has none");
+  }
   const int64_t d = network.feature_dim();
 
   const Reference ref = reference_stats(m.config, network, o, batch);
@@ -199,7 +235,8 @@ Json quality_eval(TrainedModel& m, FeatureNetwork& network, const QualityOptions
   // The source's features, streamed: `chunk` images at a time, never all of them at once.
   const auto source_started = std::chrono::steady_clock::now();
   FeatureStats stats(d, want_kid || want_pr);
-  std::vector<float> logits;
+  std::vector<float> logits;  // [count, K] when IS or accuracy needs them
+  const bool want_logits = want_is || want_accuracy;
   const uint64_t eval_seed = seed_for(e.at("seed"), Purpose::Evaluation);
   const Json& s = m.config.at("sample");
   GenerateOptions g = generate_options(s);
@@ -246,7 +283,7 @@ Json quality_eval(TrainedModel& m, FeatureNetwork& network, const QualityOptions
       float* p = images.data<float>();
       for (int64_t i = 0; i < images.numel(); ++i) p[i] = std::clamp(p[i], -1.0f, 1.0f);
     }
-    add_images(network, images, batch, stats, want_is ? &logits : nullptr, [&](int64_t k) {
+    add_images(network, images, batch, stats, want_logits ? &logits : nullptr, [&](int64_t k) {
       done += k;
       if (!sampling) bar.update(done, "images");
     });
@@ -288,6 +325,10 @@ Json quality_eval(TrainedModel& m, FeatureNetwork& network, const QualityOptions
     const InceptionScore r = inception_score(logits, o.count, classes, std::min(o.is_splits, o.count));
     metrics["inception_score"] = {{"mean", r.mean}, {"std", r.std}, {"splits", r.splits}, {"classes", classes}};
     note("IS", r.mean);
+  }
+  if (want_accuracy) {
+    metrics.update(class_accuracy(logits, labels, class_names_of_run(m.state)));
+    note("accuracy", metrics["accuracy"]);
   }
   const double metric_seconds = seconds_since(metrics_started);
   std::printf("%s over %lld %s images against %lld %s images\n", summary.c_str(), static_cast<long long>(o.count),
