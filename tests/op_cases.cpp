@@ -483,7 +483,8 @@ OpCase resize_bilinear_case() {
   // Up, down, odd factors both ways, to a single pixel, the same size, from a single pixel.
   for (const auto& [xs, size] : std::vector<std::pair<Shape, std::pair<int64_t, int64_t>>>{
            {{2, 5, 4, 2}, {13, 11}}, {{2, 5, 4, 2}, {3, 2}}, {{2, 5, 4, 2}, {5, 9}}, {{2, 5, 4, 2}, {1, 1}},
-           {{1, 7, 5, 3}, {7, 5}},   {{1, 1, 1, 3}, {3, 2}}, {{2, 7, 5, 3}, {29, 31}}}) {
+           {{1, 7, 5, 3}, {7, 5}},   {{1, 1, 1, 3}, {3, 2}}, {{2, 7, 5, 3}, {29, 31}}, {{2, 7, 5, 3}, {7, 13}},
+           {{2, 7, 5, 3}, {10, 5}}}) {
     const int64_t oh = size.first, ow = size.second;
     configs.push_back({"x " + shape_str(xs) + " -> " + std::to_string(oh) + "x" + std::to_string(ow),
                        {grad_in(randn(xs, ++stream))},
