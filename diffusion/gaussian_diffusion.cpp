@@ -304,7 +304,7 @@ Tensor vlb_term(const Tensor& model_out, const Tensor& var_out, const Tensor& x0
   Tensor out = Tensor::empty({x0.dim(0)}, x0.dtype(), x0.device());
   vlb_term_fwd args{model_out, var_out, x0, x_t, t, coefs, out, prediction, variance, clip};
   backend_for(x0.device()).vlb_term_forward(args);
-  return record("vlb_term", out, {model_out, var_out},
+  return record(OpKind::vlb_term, out, {model_out, var_out},
                 [m = model_out.detach(), v = var_out.defined() ? var_out.detach() : Tensor(), x0 = x0.detach(),
                  x_t = x_t.detach(), t, coefs, prediction, variance, clip](const Tensor& g, std::vector<GradSlot>& s) {
                   backend_for(g.device()).vlb_term_backward({g, m, v, x0, x_t, t, coefs, prediction, variance, clip, s[0], s[1]});

@@ -47,7 +47,7 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
   return false;
 }
 
-Tensor record(const char* op, Tensor out, std::vector<Tensor> inputs, BackwardFn backward) {
+Tensor record(OpKind op, Tensor out, std::vector<Tensor> inputs, BackwardFn backward) {
   if (!needs_grad(inputs)) return out;
   auto node = std::make_shared<Node>();
   node->op = op;
@@ -86,7 +86,7 @@ void backward(const Tensor& root, Tensor grad) {
   for (const std::shared_ptr<Node>& node : reverse_topological(root_node)) {
     auto found = pending.find(node.get());
     if (found == pending.end()) continue;
-    DDPM_CHECK(!node->consumed, "backward: the graph through '", node->op,
+    DDPM_CHECK(!node->consumed, "backward: the graph through '", op_name(node->op),
                "' was already consumed by an earlier backward(); run the forward again");
     Tensor grad_out = found->second;
     pending.erase(found);
@@ -112,9 +112,6 @@ void backward(const Tensor& root, Tensor grad) {
   }
 }
 
-}  // namespace ddpm
-
-namespace ddpm {
 void deposit(GradSlot& slot, const Tensor& value) {
   if (!slot.wanted()) return;
   Tensor v = value.reshape(slot.tensor.shape()).detach();
@@ -125,4 +122,5 @@ void deposit(GradSlot& slot, const Tensor& value) {
     slot.tensor.copy_from(v);
   }
 }
+
 }  // namespace ddpm

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "engine/op_args.h"
+#include "engine/op_kind.h"
 #include "engine/tensor.h"
 
 namespace ddpm {
@@ -23,7 +24,7 @@ namespace ddpm {
 using BackwardFn = std::function<void(const Tensor& grad_out, std::vector<GradSlot>& grads)>;
 
 struct Node {
-  const char* op = "";
+  OpKind op;
   std::vector<Tensor> inputs;
   BackwardFn backward;
   bool consumed = false;
@@ -47,14 +48,12 @@ class NoGradGuard {
 bool needs_grad(const std::vector<Tensor>& inputs);
 
 // Makes `out` the result of a recorded op when needs_grad(inputs); returns out.
-Tensor record(const char* op, Tensor out, std::vector<Tensor> inputs, BackwardFn backward);
+Tensor record(OpKind op, Tensor out, std::vector<Tensor> inputs, BackwardFn backward);
 
 // Back-propagates from `root`. With no `grad`, root must hold one element and the seed is 1.
 void backward(const Tensor& root, Tensor grad = {});
 
-}  // namespace ddpm
-
-namespace ddpm {
 // Writes or adds `value` (same shape) into a slot, following the slot's accumulate flag.
 void deposit(GradSlot& slot, const Tensor& value);
+
 }  // namespace ddpm

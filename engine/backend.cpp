@@ -10,6 +10,9 @@ const char* op_name(OpKind kind) {
 #define DDPM_KERNEL(name) \
   case OpKind::name:      \
     return #name;
+#define DDPM_COMPOSITE(name) \
+  case OpKind::name:         \
+    return #name;
 #include "engine/ops.def"
   }
   return "?";

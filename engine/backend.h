@@ -3,16 +3,9 @@
 #pragma once
 #include "engine/device.h"
 #include "engine/op_args.h"
+#include "engine/op_kind.h"
 
 namespace ddpm {
-
-enum class OpKind {
-#define DDPM_OP(name) name,
-#define DDPM_KERNEL(name) name,
-#include "engine/ops.def"
-};
-
-const char* op_name(OpKind kind);
 
 class Backend {
  public:

@@ -355,10 +355,6 @@ struct ema_update_args {
   double decay = 0.9999;
 };
 
-}  // namespace ddpm
-
-namespace ddpm {
-
 // ---- classification (the classifier of `ddpm classifier`) ----
 // x [N, H, W, C] -> out [N, C]: the mean over H and W (global average pooling)
 struct global_avg_pool_fwd {

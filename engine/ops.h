@@ -40,21 +40,14 @@ Tensor sum(const Tensor& x, int keep = 0);
 Tensor mean(const Tensor& x, int keep = 0);
 Tensor mse(const Tensor& a, const Tensor& b, int keep = 0);  // mean of (a - b)^2
 
-}  // namespace ddpm
-
-namespace ddpm {
 // Channels [begin, end) of the last axis: x [..., C] -> [..., end - begin].
 Tensor channel_slice(const Tensor& x, int64_t begin, int64_t end);
-}  // namespace ddpm
 
-namespace ddpm {
 // x converted to `dtype`, differentiably: the gradient is converted back (mixed precision: float32
 // master weights feed bfloat16 layers, and their gradients arrive in float32). Returns x itself
 // when it already has that dtype.
 Tensor convert(const Tensor& x, DType dtype);
-}  // namespace ddpm
 
-namespace ddpm {
 // Vision ops (Inception-v3), NHWC. relu: max(x, 0).
 Tensor relu(const Tensor& x);
 // x [N,H,W,C] -> [N,OH,OW,C], OH = (H + 2 pad - kernel) / stride + 1; 0 <= pad <= kernel / 2.
@@ -63,9 +56,11 @@ Tensor max_pool2d(const Tensor& x, int kernel, int stride, int pad = 0);
 Tensor avg_pool2d(const Tensor& x, int kernel, int stride, int pad = 0, bool count_include_pad = true);
 // x [N,H,W,C] -> [N,out_h,out_w,C], bilinear, align_corners = False (PyTorch's convention).
 Tensor resize_bilinear(const Tensor& x, int64_t out_h, int64_t out_w);
+
 // Classification. x [N, H, W, C] -> [N, C], the mean over H and W.
 Tensor global_avg_pool(const Tensor& x);
 // logits [N, K], labels [N] float32 class indices on the logits' device -> [N], the per-sample
 // cross-entropy -log softmax(logits)[label]. Labels must be integers in [0, K).
 Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels);
+
 }  // namespace ddpm

@@ -12,7 +12,7 @@ Tensor global_avg_pool(const Tensor& x) {
              shape_str(x.shape()));
   Tensor out = Tensor::empty({x.dim(0), x.dim(3)}, x.dtype(), x.device());
   backend_for(x.device()).global_avg_pool_forward({x, out});
-  return record("global_avg_pool", out, {x}, [](const Tensor& g, std::vector<GradSlot>& s) {
+  return record(OpKind::global_avg_pool, out, {x}, [](const Tensor& g, std::vector<GradSlot>& s) {
     backend_for(g.device()).global_avg_pool_backward({g, s[0]});
   });
 }
@@ -35,7 +35,7 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels) {
   const DType stats = logits.dtype() == DType::F64 ? DType::F64 : DType::F32;
   Tensor lse = Tensor::empty({n}, stats, logits.device());
   backend_for(logits.device()).softmax_cross_entropy_forward({logits, labels, out, lse});
-  return record("softmax_cross_entropy", out, {logits},
+  return record(OpKind::softmax_cross_entropy, out, {logits},
                 [logits = logits.detach(), labels = labels.detach(), lse](const Tensor& g, std::vector<GradSlot>& s) {
                   backend_for(g.device()).softmax_cross_entropy_backward({g, logits, labels, lse, s[0]});
                 });

@@ -17,32 +17,32 @@ void check_broadcast(const char* op, const Tensor& a, const Tensor& b) {
 using BinaryForward = void (Backend::*)(const BinaryFwd&);
 using BinaryBackward = void (Backend::*)(const BinaryBwd&);
 
-Tensor binary(const char* op, const Tensor& a, const Tensor& b, BinaryForward fwd, BinaryBackward bwd) {
-  check_broadcast(op, a, b);
+Tensor binary(OpKind kind, const Tensor& a, const Tensor& b, BinaryForward fwd, BinaryBackward bwd) {
+  check_broadcast(op_name(kind), a, b);
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
   Backend& backend = backend_for(a.device());
   (backend.*fwd)({a, b, out});
   // Only mul needs the inputs in its backward; saving them for add/sub costs nothing extra.
-  return record(op, out, {a, b}, [a = a.detach(), b = b.detach(), bwd](const Tensor& g, std::vector<GradSlot>& s) {
+  return record(kind, out, {a, b}, [a = a.detach(), b = b.detach(), bwd](const Tensor& g, std::vector<GradSlot>& s) {
     (backend_for(g.device()).*bwd)({g, a, b, s[0], s[1]});
   });
 }
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
-  return binary("add", a, b, &Backend::add_forward, &Backend::add_backward);
+  return binary(OpKind::add, a, b, &Backend::add_forward, &Backend::add_backward);
 }
 Tensor sub(const Tensor& a, const Tensor& b) {
-  return binary("sub", a, b, &Backend::sub_forward, &Backend::sub_backward);
+  return binary(OpKind::sub, a, b, &Backend::sub_forward, &Backend::sub_backward);
 }
 Tensor mul(const Tensor& a, const Tensor& b) {
-  return binary("mul", a, b, &Backend::mul_forward, &Backend::mul_backward);
+  return binary(OpKind::mul, a, b, &Backend::mul_forward, &Backend::mul_backward);
 }
 
 Tensor scale(const Tensor& x, double factor) {
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   backend_for(x.device()).scale_forward({x, out, factor});
-  return record("scale", out, {x}, [factor](const Tensor& g, std::vector<GradSlot>& s) {
+  return record(OpKind::scale, out, {x}, [factor](const Tensor& g, std::vector<GradSlot>& s) {
     backend_for(g.device()).scale_backward({g, factor, s[0]});
   });
 }
@@ -50,7 +50,7 @@ Tensor scale(const Tensor& x, double factor) {
 Tensor silu(const Tensor& x) {
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   backend_for(x.device()).silu_forward({x, out});
-  return record("silu", out, {x}, [x = x.detach()](const Tensor& g, std::vector<GradSlot>& s) {
+  return record(OpKind::silu, out, {x}, [x = x.detach()](const Tensor& g, std::vector<GradSlot>& s) {
     backend_for(g.device()).silu_backward({g, x, s[0]});
   });
 }

@@ -24,7 +24,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   out_shape.back() = out_features;
   Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
   backend_for(x.device()).linear_forward({x, weight, bias, out});
-  return record("linear", out, {x, weight, bias},
+  return record(OpKind::linear, out, {x, weight, bias},
                 [x = saved(x), w = saved(weight)](const Tensor& g, std::vector<GradSlot>& s) {
                   backend_for(g.device()).linear_backward({g, x, w, s[0], s[1], s[2]});
                 });
@@ -50,7 +50,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int str
   const int64_t oh = (padded_h - kh) / stride + 1, ow = (padded_w - kw) / stride + 1;
   Tensor out = Tensor::empty({n, oh, ow, cout}, x.dtype(), x.device());
   backend_for(x.device()).conv2d_forward({x, weight, bias, out, stride, pad});
-  return record("conv2d", out, {x, weight, bias},
+  return record(OpKind::conv2d, out, {x, weight, bias},
                 [x = saved(x), w = saved(weight), stride, pad](const Tensor& g, std::vector<GradSlot>& s) {
                   backend_for(g.device()).conv2d_backward({g, x, w, stride, pad, s[0], s[1], s[2]});
                 });
@@ -73,7 +73,7 @@ Tensor group_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int 
   Tensor mean = Tensor::empty({x.dim(0), groups}, stats, x.device());
   Tensor rstd = Tensor::empty({x.dim(0), groups}, stats, x.device());
   backend_for(x.device()).group_norm_forward({x, gamma, beta, out, mean, rstd, groups, eps, fuse_silu});
-  return record("group_norm", out, {x, gamma, beta},
+  return record(OpKind::group_norm, out, {x, gamma, beta},
                 [x = saved(x), gamma = saved(gamma), beta = saved(beta), mean, rstd, groups, fuse_silu](
                     const Tensor& g, std::vector<GradSlot>& s) {
                   backend_for(g.device()).group_norm_backward(
@@ -91,7 +91,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads) {
              shape_str(q.shape()), " do not split into ", heads, " heads");
   Tensor out = Tensor::empty(q.shape(), q.dtype(), q.device());
   backend_for(q.device()).attention_forward({q, k, v, out, heads});
-  return record("attention", out, {q, k, v},
+  return record(OpKind::attention, out, {q, k, v},
                 [q = saved(q), k = saved(k), v = saved(v), o = out.detach(), heads](
                     const Tensor& g, std::vector<GradSlot>& s) {
                   backend_for(g.device()).attention_backward({g, q, k, v, o, heads, s[0], s[1], s[2]});

@@ -12,10 +12,11 @@ Shape kept_shape(const char* op, const Tensor& x, int keep) {
   return Shape(x.shape().begin(), x.shape().begin() + keep);
 }
 
+// mean records as OpKind::sum: the same kernels with factor 1 / count.
 Tensor reduce_sum(const char* op, const Tensor& x, int keep, double factor) {
   Tensor out = Tensor::empty(kept_shape(op, x, keep), x.dtype(), x.device());
   backend_for(x.device()).sum_forward({x, out, keep, factor});
-  return record(op, out, {x}, [keep, factor](const Tensor& g, std::vector<GradSlot>& s) {
+  return record(OpKind::sum, out, {x}, [keep, factor](const Tensor& g, std::vector<GradSlot>& s) {
     backend_for(g.device()).sum_backward({g, keep, factor, s[0]});
   });
 }
@@ -35,7 +36,7 @@ Tensor mse(const Tensor& a, const Tensor& b, int keep) {
   check_shape("mse", "b", b, a.shape());
   Tensor out = Tensor::empty(kept_shape("mse", a, keep), a.dtype(), a.device());
   backend_for(a.device()).mse_forward({a, b, out, keep});
-  return record("mse", out, {a, b}, [a = a.detach(), b = b.detach(), keep](const Tensor& g, std::vector<GradSlot>& s) {
+  return record(OpKind::mse, out, {a, b}, [a = a.detach(), b = b.detach(), keep](const Tensor& g, std::vector<GradSlot>& s) {
     backend_for(g.device()).mse_backward({g, a, b, keep, s[0], s[1]});
   });
 }

@@ -1,4 +1,4 @@
-// upsample2x, concat, dropout, timestep_embedding: checks, forward and backward recording.
+// upsample2x, concat, dropout, timestep_embedding, channel_slice, convert: checks, forward and backward recording.
 #include "engine/autograd.h"
 #include "engine/backend.h"
 #include "engine/ops.h"
@@ -9,7 +9,7 @@ Tensor upsample2x(const Tensor& x) {
   DDPM_CHECK(x.rank() == 4, "upsample2x: expected x [N,H,W,C], got ", shape_str(x.shape()));
   Tensor out = Tensor::empty({x.dim(0), 2 * x.dim(1), 2 * x.dim(2), x.dim(3)}, x.dtype(), x.device());
   backend_for(x.device()).upsample2x_forward({x, out});
-  return record("upsample2x", out, {x}, [](const Tensor& g, std::vector<GradSlot>& s) {
+  return record(OpKind::upsample2x, out, {x}, [](const Tensor& g, std::vector<GradSlot>& s) {
     backend_for(g.device()).upsample2x_backward({g, s[0]});
   });
 }
@@ -24,7 +24,7 @@ Tensor concat(const Tensor& a, const Tensor& b) {
   out_shape.back() += b.dim(-1);
   Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
   backend_for(a.device()).concat_forward({a, b, out});
-  return record("concat", out, {a, b}, [](const Tensor& g, std::vector<GradSlot>& s) {
+  return record(OpKind::concat, out, {a, b}, [](const Tensor& g, std::vector<GradSlot>& s) {
     backend_for(g.device()).concat_backward({g, s[0], s[1]});
   });
 }
@@ -34,7 +34,7 @@ Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t stream, uint64
   if (p == 0) return x;
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   backend_for(x.device()).dropout_forward({x, out, p, seed, stream, offset});
-  return record("dropout", out, {x}, [p, seed, stream, offset](const Tensor& g, std::vector<GradSlot>& s) {
+  return record(OpKind::dropout, out, {x}, [p, seed, stream, offset](const Tensor& g, std::vector<GradSlot>& s) {
     backend_for(g.device()).dropout_backward({g, p, seed, stream, offset, s[0]});
   });
 }
@@ -44,14 +44,11 @@ Tensor timestep_embedding(const Tensor& t, int dim) {
   DDPM_CHECK(dim >= 4 && dim % 2 == 0, "timestep_embedding: dim must be even and at least 4, got ", dim);
   Tensor out = Tensor::empty({t.dim(0), dim}, t.dtype(), t.device());
   backend_for(t.device()).timestep_embedding_forward({t, out, dim});
-  return record("timestep_embedding", out, {t}, [t = t.detach(), dim](const Tensor& g, std::vector<GradSlot>& s) {
+  return record(OpKind::timestep_embedding, out, {t}, [t = t.detach(), dim](const Tensor& g, std::vector<GradSlot>& s) {
     backend_for(g.device()).timestep_embedding_backward({g, t, dim, s[0]});
   });
 }
 
-}  // namespace ddpm
-
-namespace ddpm {
 Tensor channel_slice(const Tensor& x, int64_t begin, int64_t end) {
   DDPM_CHECK(x.rank() >= 1 && begin >= 0 && begin < end && end <= x.dim(-1), "channel_slice: [", begin, ", ",
              end, ") is not a non-empty channel range of x ", shape_str(x.shape()));
@@ -59,19 +56,16 @@ Tensor channel_slice(const Tensor& x, int64_t begin, int64_t end) {
   out_shape.back() = end - begin;
   Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
   backend_for(x.device()).channel_slice_forward({x, out, begin, end});
-  return record("channel_slice", out, {x}, [begin, end](const Tensor& g, std::vector<GradSlot>& s) {
+  return record(OpKind::channel_slice, out, {x}, [begin, end](const Tensor& g, std::vector<GradSlot>& s) {
     backend_for(g.device()).channel_slice_backward({g, begin, end, s[0]});
   });
 }
-}  // namespace ddpm
-
-namespace ddpm {
 Tensor convert(const Tensor& x, DType dtype) {
   if (x.dtype() == dtype) return x;
   Tensor out = Tensor::empty(x.shape(), dtype, x.device());
   backend_for(x.device()).cast({x, out});
   const DType from = x.dtype();
-  return record("convert", out, {x}, [from](const Tensor& g, std::vector<GradSlot>& s) {
+  return record(OpKind::convert, out, {x}, [from](const Tensor& g, std::vector<GradSlot>& s) {
     Tensor back = Tensor::empty(g.shape(), from, g.device());
     backend_for(g.device()).cast({g, back});
     deposit(s[0], back);

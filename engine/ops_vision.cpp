@@ -25,7 +25,7 @@ Shape pool_shape(const char* op, const Tensor& x, int kernel, int stride, int pa
 Tensor relu(const Tensor& x) {
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   backend_for(x.device()).relu_forward({x, out});
-  return record("relu", out, {x}, [x = x.detach()](const Tensor& g, std::vector<GradSlot>& s) {
+  return record(OpKind::relu, out, {x}, [x = x.detach()](const Tensor& g, std::vector<GradSlot>& s) {
     backend_for(g.device()).relu_backward({g, x, s[0]});
   });
 }
@@ -34,7 +34,7 @@ Tensor max_pool2d(const Tensor& x, int kernel, int stride, int pad) {
   const Shape out_shape = pool_shape("max_pool2d", x, kernel, stride, pad);
   Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
   backend_for(x.device()).max_pool2d_forward({x, out, kernel, stride, pad});
-  return record("max_pool2d", out, {x},
+  return record(OpKind::max_pool2d, out, {x},
                 [x = x.detach(), kernel, stride, pad](const Tensor& g, std::vector<GradSlot>& s) {
                   backend_for(g.device()).max_pool2d_backward({g, x, kernel, stride, pad, s[0]});
                 });
@@ -44,7 +44,7 @@ Tensor avg_pool2d(const Tensor& x, int kernel, int stride, int pad, bool count_i
   const Shape out_shape = pool_shape("avg_pool2d", x, kernel, stride, pad);
   Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
   backend_for(x.device()).avg_pool2d_forward({x, out, kernel, stride, pad, count_include_pad});
-  return record("avg_pool2d", out, {x},
+  return record(OpKind::avg_pool2d, out, {x},
                 [kernel, stride, pad, count_include_pad](const Tensor& g, std::vector<GradSlot>& s) {
                   backend_for(g.device()).avg_pool2d_backward({g, kernel, stride, pad, count_include_pad, s[0]});
                 });
@@ -57,7 +57,7 @@ Tensor resize_bilinear(const Tensor& x, int64_t out_h, int64_t out_w) {
   DDPM_CHECK(x.dim(1) >= 1 && x.dim(2) >= 1, "resize_bilinear: x ", shape_str(x.shape()), " has no pixels to resize");
   Tensor out = Tensor::empty({x.dim(0), out_h, out_w, x.dim(3)}, x.dtype(), x.device());
   backend_for(x.device()).resize_bilinear_forward({x, out});
-  return record("resize_bilinear", out, {x}, [](const Tensor& g, std::vector<GradSlot>& s) {
+  return record(OpKind::resize_bilinear, out, {x}, [](const Tensor& g, std::vector<GradSlot>& s) {
     backend_for(g.device()).resize_bilinear_backward({g, s[0]});
   });
 }

@@ -100,7 +100,7 @@ Tensor Tensor::reshape(const Shape& new_shape) const {
   view->dtype = dtype();
   view->device = device();
   Shape old_shape = shape();
-  return record("reshape", Tensor(std::move(view)), {*this},
+  return record(OpKind::reshape, Tensor(std::move(view)), {*this},
                 [old_shape](const Tensor& g, std::vector<GradSlot>& grads) {
                   deposit(grads[0], g.reshape(old_shape));
                 });

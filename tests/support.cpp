@@ -1,6 +1,7 @@
 #include "tests/support.h"
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -20,6 +21,25 @@ double worst_ratio(const std::vector<double>& a, const std::vector<double>& b, d
     if (!(r <= worst)) worst = std::isnan(r) ? INFINITY : r;
   }
   return worst;
+}
+
+double normalized_error(const std::vector<double>& got, const std::vector<double>& want, double floor) {
+  double worst = 0, scale = std::max(1e-30, floor);
+  for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
+    worst = std::max(worst, std::fabs(got[i] - want[i]));
+    scale = std::max(scale, std::fabs(want[i]));
+  }
+  return worst / scale;
+}
+
+double normalized_error(const Tensor& got, const Tensor& want, double floor) {
+  return normalized_error(got.to_vector(), want.to_vector(), floor);
+}
+
+bool all_finite(const Tensor& t) {
+  for (double v : t.to_vector())
+    if (!std::isfinite(v)) return false;
+  return true;
 }
 
 void require_close(const std::vector<double>& a, const std::vector<double>& b, double rtol, double atol,

@@ -14,6 +14,18 @@ Tensor randn(const Shape& shape, uint64_t stream, double stddev = 1.0);
 // Largest |a - b| / (atol + rtol |b|) over all elements; <= 1 means close.
 double worst_ratio(const std::vector<double>& a, const std::vector<double>& b, double rtol, double atol);
 
+// max |got - want| / max(max |want|, floor, 1e-30): the error relative to the result's scale. `floor`
+// is the magnitude of the terms that cancel to form `want`: where the exact result is (near) zero
+// while its terms are not (attention's grad_q over one key, GroupNorm's grad_x over two elements),
+// rounding leaves an error of a few ulps of the terms, and the bound applies to that scale instead
+// of a quotient by zero.
+double normalized_error(const std::vector<double>& got, const std::vector<double>& want, double floor = 0);
+// The same with got copied to the CPU as float64.
+double normalized_error(const Tensor& got, const Tensor& want, double floor = 0);
+
+// No NaN or infinity in t (any dtype and device).
+bool all_finite(const Tensor& t);
+
 // REQUIREs a and b equal in size and elementwise close, naming `what` and the worst element.
 void require_close(const std::vector<double>& a, const std::vector<double>& b, double rtol, double atol,
                    const std::string& what);

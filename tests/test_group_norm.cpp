@@ -1,5 +1,6 @@
-// group_norm: forward against a plain-loop float64 reference, the saved statistics, float64
-// central-difference gradients, every GradSlot mode, float32 stability at a large mean, shape errors.
+// group_norm: the saved statistics against the plain-loop reference, float32 over multi-block
+// samples, float32 stability at a large mean, shape errors. Forward, gradients and GradSlots for
+// small shapes: the op table (tests/op_cases.cpp, tests/test_op_table.cpp).
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
@@ -8,6 +9,7 @@
 #include "engine/backend.h"
 #include "engine/ops.h"
 #include "engine/op_args.h"
+#include "tests/op_references.h"
 #include "tests/support.h"
 
 namespace {
@@ -15,36 +17,6 @@ namespace {
 using ddpm::DType;
 using ddpm::Shape;
 using ddpm::Tensor;
-
-struct Reference {
-  std::vector<double> out, mean, rstd;  // out like x; mean, rstd [N, G]
-};
-
-// Plain loops: element i of x [N, ..., C] belongs to sample i / (numel / N) and channel i % C.
-Reference reference_group_norm(const std::vector<double>& x, const Shape& shape, const std::vector<double>& gamma,
-                               const std::vector<double>& beta, int groups, double eps, bool fuse_silu) {
-  const size_t n = static_cast<size_t>(shape.front()), c = static_cast<size_t>(shape.back());
-  const size_t g = static_cast<size_t>(groups), per_sample = x.size() / n, per_group = per_sample / g;
-  auto group_of = [&](size_t i) { return (i / per_sample) * g + (i % c) / (c / g); };
-  Reference r;
-  r.mean.assign(n * g, 0.0);
-  r.rstd.assign(n * g, 0.0);
-  std::vector<double> var(n * g, 0.0);
-  for (size_t i = 0; i < x.size(); ++i) r.mean[group_of(i)] += x[i] / static_cast<double>(per_group);
-  for (size_t i = 0; i < x.size(); ++i) {
-    const double dev = x[i] - r.mean[group_of(i)];
-    var[group_of(i)] += dev * dev / static_cast<double>(per_group);
-  }
-  for (size_t k = 0; k < n * g; ++k) r.rstd[k] = 1.0 / std::sqrt(var[k] + eps);
-  r.out.resize(x.size());
-  for (size_t i = 0; i < x.size(); ++i) {
-    const size_t k = group_of(i);
-    double y = (x[i] - r.mean[k]) * r.rstd[k] * gamma[i % c] + beta[i % c];
-    if (fuse_silu) y = y / (1.0 + std::exp(-y));
-    r.out[i] = y;
-  }
-  return r;
-}
 
 struct Config {
   Shape shape;
@@ -84,7 +56,7 @@ TEST_CASE("group_norm forward matches a float64 reference", "[group_norm]") {
   for (const Config& cfg : kConfigs) {
     INFO(describe(cfg));
     Inputs in = make_inputs(cfg.shape, stream += 3);
-    Reference ref = reference_group_norm(in.x.to_vector(), cfg.shape, in.gamma.to_vector(), in.beta.to_vector(),
+    ddpm::test::ref::GroupNormResult ref = ddpm::test::ref::group_norm(in.x, in.gamma, in.beta,
                                          cfg.groups, eps, cfg.fuse_silu);
     Tensor out = ddpm::group_norm(in.x, in.gamma, in.beta, cfg.groups, eps, cfg.fuse_silu);
     REQUIRE(out.shape() == cfg.shape);
@@ -111,7 +83,7 @@ TEST_CASE("group_norm float32 matches the float64 reference", "[group_norm]") {
     Inputs in = make_inputs(shape, 40);
     Tensor x = in.x.to(DType::F32), gamma = in.gamma.to(DType::F32), beta = in.beta.to(DType::F32);
     // The reference sees the same float32-rounded values, so only the kernel's rounding is measured.
-    Reference ref = reference_group_norm(x.to_vector(), shape, gamma.to_vector(), beta.to_vector(), 8, 1e-5,
+    ddpm::test::ref::GroupNormResult ref = ddpm::test::ref::group_norm(x, gamma, beta, 8, 1e-5,
                                          fuse_silu);
     Tensor out = ddpm::group_norm(x, gamma, beta, 8, 1e-5, fuse_silu);
     REQUIRE(out.dtype() == DType::F32);
@@ -127,7 +99,7 @@ TEST_CASE("group_norm is stable in float32 for a large mean and a small spread",
   Tensor x64 = ddpm::add(ddpm::test::randn(shape, 50, 0.1), Tensor::full({16}, 1e4, DType::F64));
   Tensor x = x64.to(DType::F32);
   Tensor gamma = Tensor::ones({16}, DType::F32), beta = Tensor::zeros({16}, DType::F32);
-  Reference ref = reference_group_norm(x.to_vector(), shape, gamma.to_vector(), beta.to_vector(), 4, 1e-5, false);
+  ddpm::test::ref::GroupNormResult ref = ddpm::test::ref::group_norm(x, gamma, beta, 4, 1e-5, false);
   Tensor out = ddpm::group_norm(x, gamma, beta, 4, 1e-5);
   // Normalized values are O(1); the float32 result is right to its last bits.
   ddpm::test::require_close(out.to_vector(), ref.out, 1e-5, 1e-5, "normalized large-mean input");
@@ -167,65 +139,6 @@ TEST_CASE("group_norm backward in float32 at a large mean, with float64 statisti
   ddpm::test::require_close(f32[1].to_vector(), f64[1].to_vector(), 1e-5, 1e-4, "grad_x");
   ddpm::test::require_close(f32[2].to_vector(), f64[2].to_vector(), 1e-5, 1e-5, "grad_gamma");
   ddpm::test::require_close(f32[3].to_vector(), f64[3].to_vector(), 1e-5, 1e-5, "grad_beta");
-}
-
-TEST_CASE("group_norm gradients match central differences", "[group_norm]") {
-  uint64_t stream = 60;
-  for (const Config& cfg : kConfigs) {
-    INFO(describe(cfg));
-    Inputs in = make_inputs(cfg.shape, stream += 3);
-    const int groups = cfg.groups;
-    const bool fuse_silu = cfg.fuse_silu;
-    ddpm::test::check_gradients(
-        [&](const std::vector<Tensor>& t) { return ddpm::group_norm(t[0], t[1], t[2], groups, 1e-5, fuse_silu); },
-        {in.x, in.gamma, in.beta}, 1e-6, 1e-7);
-  }
-}
-
-TEST_CASE("group_norm backward honors every GradSlot mode", "[group_norm]") {
-  const Shape shape{2, 3, 5, 8};
-  const int groups = 4;
-  Inputs in = make_inputs(shape, 80);
-  Tensor g = ddpm::test::randn(shape, 83);
-  ddpm::Backend& cpu = ddpm::backend_for(ddpm::Device::CPU);
-  Tensor out = Tensor::empty(shape, DType::F64);
-  Tensor mean = Tensor::empty({2, groups}, DType::F64), rstd = Tensor::empty({2, groups}, DType::F64);
-  cpu.group_norm_forward({in.x, in.gamma, in.beta, out, mean, rstd, groups, 1e-5, true});
-  auto backward = [&](ddpm::GradSlot gx, ddpm::GradSlot ggamma, ddpm::GradSlot gbeta) {
-    cpu.group_norm_backward({g, in.x, in.gamma, in.beta, mean, rstd, groups, true, gx, ggamma, gbeta});
-  };
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-
-  // Written slots start as NaN: a kernel that reads them (or skips an element) leaves a NaN.
-  Tensor dx = Tensor::full(shape, nan, DType::F64), dgamma = Tensor::full({8}, nan, DType::F64),
-         dbeta = Tensor::full({8}, nan, DType::F64);
-  backward({dx, false}, {dgamma, false}, {dbeta, false});
-  for (const Tensor& t : {dx, dgamma, dbeta})
-    for (double e : t.to_vector()) REQUIRE(std::isfinite(e));
-
-  // Accumulating slots add onto what they hold.
-  Tensor ax = Tensor::full(shape, 1.5, DType::F64), agamma = Tensor::full({8}, -2.0, DType::F64),
-         abeta = Tensor::full({8}, 0.25, DType::F64);
-  backward({ax, true}, {agamma, true}, {abeta, true});
-  auto shifted = [](const Tensor& t, double by) {
-    std::vector<double> v = t.to_vector();
-    for (double& e : v) e += by;
-    return v;
-  };
-  ddpm::test::require_close(ax.to_vector(), shifted(dx, 1.5), 1e-13, 1e-13, "accumulated grad_x");
-  ddpm::test::require_close(agamma.to_vector(), shifted(dgamma, -2.0), 1e-13, 1e-13, "accumulated grad_gamma");
-  ddpm::test::require_close(abeta.to_vector(), shifted(dbeta, 0.25), 1e-13, 1e-13, "accumulated grad_beta");
-
-  // Unwanted slots are skipped; each wanted one alone gets the same values.
-  Tensor only_x = Tensor::full(shape, nan, DType::F64), only_gamma = Tensor::full({8}, nan, DType::F64),
-         only_beta = Tensor::full({8}, nan, DType::F64);
-  backward({only_x, false}, {}, {});
-  backward({}, {only_gamma, false}, {});
-  backward({}, {}, {only_beta, false});
-  REQUIRE(only_x.to_vector() == dx.to_vector());
-  REQUIRE(only_gamma.to_vector() == dgamma.to_vector());
-  REQUIRE(only_beta.to_vector() == dbeta.to_vector());
-  backward({}, {}, {});  // nothing wanted: a no-op
 }
 
 TEST_CASE("group_norm rejects bad shapes with the op and the shapes in the message", "[group_norm]") {

@@ -110,9 +110,6 @@ std::vector<int> predicted_classes(const Tensor& logits) {
   return out;
 }
 
-}  // namespace ddpm
-
-namespace ddpm {
 Json evaluate_classifier(const ClassifierRun& run, const ImageSet& set, const std::string& split) {
   require_labels(set, "classifier eval");
   const int64_t batch = run.config.at("classifier").at("eval_batch_size");

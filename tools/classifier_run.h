@@ -48,9 +48,6 @@ ClassifierOutput classify(const ClassifierRun& run, const Tensor& images, int64_
 // The index of the largest logit of each row of logits [N, K] (CPU).
 std::vector<int> predicted_classes(const Tensor& logits);
 
-}  // namespace ddpm
-
-namespace ddpm {
 // Accuracy of the run on a labelled set: {"split", "images", "correct", "accuracy", "loss" (mean
 // cross-entropy in nats), "per_class_accuracy" [K], "weights" ("ema" or "final"), "run"}.
 Json evaluate_classifier(const ClassifierRun& run, const ImageSet& set, const std::string& split);

@@ -62,10 +62,6 @@ class Module {
   bool training_ = true;
 };
 
-}  // namespace ddpm
-
-namespace ddpm {
-
 // An indexed list of child modules of one type: children are named "0", "1", ... so parameter
 // names read like "down.1.block.0.conv1.weight".
 template <class M>

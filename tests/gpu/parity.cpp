@@ -55,22 +55,6 @@ Tensor to_cuda(const Tensor& cpu, DType dtype) { return cpu.to(dtype).to(Device:
 
 Tensor as_seen(const Tensor& cpu, DType dtype) { return cpu.to(dtype).to(DType::F64); }
 
-double normalized_error(const Tensor& got, const Tensor& want, double floor) {
-  std::vector<double> g = got.to_vector(), w = want.to_vector();
-  double worst = 0, scale = std::max(1e-30, floor);
-  for (size_t i = 0; i < g.size() && i < w.size(); ++i) {
-    worst = std::max(worst, std::fabs(g[i] - w[i]));
-    scale = std::max(scale, std::fabs(w[i]));
-  }
-  return worst / scale;
-}
-
-bool all_finite(const Tensor& t) {
-  for (double v : t.to_vector())
-    if (!std::isfinite(v)) return false;
-  return true;
-}
-
 In input(const Tensor& x, DType dtype) { return {as_seen(x, dtype), to_cuda(x, dtype)}; }
 
 Out output(const Shape& shape, DType dtype, bool accumulate, uint64_t stream) {

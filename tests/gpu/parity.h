@@ -8,6 +8,7 @@
 
 #include "engine/op_args.h"
 #include "engine/tensor.h"
+#include "tests/support.h"
 
 namespace ddpm::test {
 
@@ -28,13 +29,7 @@ Tensor to_cuda(const Tensor& cpu, DType dtype);
 // that the comparison measures the kernel and not the input rounding.
 Tensor as_seen(const Tensor& cpu, DType dtype);
 
-// max |got - want| / max(max |want|, floor, 1e-30), with got copied to the CPU as float64.
-// `floor` is the magnitude of the terms that cancel to form `want`: where the exact result is
-// (near) zero while its terms are not (attention's grad_q over one key, GroupNorm's grad_x over two
-// elements), rounding leaves an error of a few ulps of the terms, and the bound applies to that
-// scale instead of a quotient by zero.
-double normalized_error(const Tensor& got, const Tensor& want, double floor = 0);
-bool all_finite(const Tensor& t);
+// normalized_error and all_finite are in tests/support.h; the bounds apply to normalized_error.
 
 // REQUIREs guards intact, finite values, the shape, and normalized_error <= bound; `what` names
 // the op, dtype and shape in the failure message.
