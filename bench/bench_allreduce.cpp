@@ -18,12 +18,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/cpu_runtime.h"
+#include "engine/cpu_startup_env.h"
 #include "engine/dist/communicator.h"
 #include "engine/tensor.h"
 
 int main(int argc, char** argv) {
-  ddpm::configure_cpu_runtime(argv);
+  ddpm::set_cpu_startup_env(argv);
   const int64_t elements = argc > 1 ? std::atoll(argv[1]) : 35746307;
   const int iterations = argc > 2 ? std::atoi(argv[2]) : 20;
   const std::string device_arg = argc > 3 ? argv[3] : "cpu";

@@ -9,7 +9,7 @@
 // reports its fraction of it. "ms" is the median call.
 //
 // The engine links OpenBLAS's OpenMP build (one thread pool for BLAS and our loops) and
-// configure_cpu_runtime() re-executes with OPENBLAS_CORETYPE set when OpenBLAS misdetects the CPU.
+// set_cpu_startup_env() re-executes with OPENBLAS_CORETYPE set when OpenBLAS misdetects the CPU.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -22,7 +22,7 @@
 #include <omp.h>
 
 #include "engine/backend.h"
-#include "engine/cpu_runtime.h"
+#include "engine/cpu_startup_env.h"
 #include "engine/ops.h"
 #include "engine/tensor.h"
 #include "kernels/cpu/blas.h"
@@ -75,7 +75,7 @@ struct ConvCase {
 }  // namespace
 
 int main(int argc, char** argv) {
-  ddpm::configure_cpu_runtime(argv);
+  ddpm::set_cpu_startup_env(argv);
   const int64_t batch = argc > 1 ? std::atoll(argv[1]) : 64;
   if (argc > 2) g_seconds_per_case = std::atof(argv[2]);
   if (batch < 1 || g_seconds_per_case <= 0) {

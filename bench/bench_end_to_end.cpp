@@ -27,13 +27,12 @@
 #include "diffusion/schedule.h"
 #include "diffusion/timestep_sampler.h"
 #include "engine/autograd.h"
-#include "engine/cpu_runtime.h"
+#include "engine/cpu_startup_env.h"
 #include "engine/nn/parameters.h"
 #include "engine/ops.h"
 #include "engine/optim/adam.h"
 #include "engine/optim/ema.h"
-#include "tools/config.h"
-#include "tools/runtime.h"
+#include "tools/factories.h"
 
 namespace {
 
@@ -88,28 +87,29 @@ std::pair<double, double> time_ms(Device device, int warmup, int iters, Fn&& fn)
 }  // namespace
 
 int main(int argc, char** argv) {
-  configure_cpu_runtime(argv);
+  set_cpu_startup_env(argv);
   try {
     const Options o = parse(argc, argv);
-    Json config = resolve_config(o.config_file, o.overrides);
-    config["train"]["device"] = o.device;
-    const Device device = choose_device(o.device);
-    apply_conv_impl(config);
-    const Json& t = config.at("train");
-    const int64_t batch = o.batch > 0 ? o.batch : t.at("batch_size").get<int64_t>();
-    const bool mixed = t.at("mixed_precision");
+    std::vector<std::string> sets = o.overrides;
+    sets.push_back("train.device=" + o.device);
+    const Config config = load_config(o.config_file, sets);
+    const Device device = choose_device(config.train.device);
+    apply_conv_impl(config.train.conv_impl);
+    const TrainSection& t = config.train;
+    const int64_t batch = o.batch > 0 ? o.batch : t.batch_size;
+    const bool mixed = t.mixed_precision;
     DDPM_CHECK(!mixed || device == Device::CUDA, "bench_end_to_end: train.mixed_precision needs the GPU");
 
-    const Shape image_shape = image_shape_of(config);
+    const Shape image_shape = image_shape_of(config.data);
     Shape batch_shape{batch};
     batch_shape.insert(batch_shape.end(), image_shape.begin(), image_shape.end());
     std::unique_ptr<Denoiser> model = build_model(config, image_shape);
     ParameterSet params(*model, 1, device);
-    const double lr = t.at("lr");
-    Adam adam(params, {lr, 0.9, 0.999, 1e-8, t.at("weight_decay").get<double>(), t.at("adamw").get<bool>()});
-    Ema ema(params, t.at("ema_decay"));
-    const GaussianDiffusion diffusion = build_diffusion(config);
-    const double clip = t.at("grad_clip");
+    const double lr = t.lr;
+    Adam adam(params, {0.9, 0.999, 1e-8, t.weight_decay, t.adamw});
+    Ema ema(params, t.ema_decay);
+    const GaussianDiffusion diffusion = build_diffusion(config.diffusion);
+    const double clip = t.grad_clip;
 
     const std::string config_name = std::filesystem::path(o.config_file).stem().string();
     auto report = [&](const char* bench, int64_t images, std::pair<double, double> ms, Json extra = Json::object()) {

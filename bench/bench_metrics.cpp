@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <functional>
 
-#include "engine/cpu_runtime.h"
+#include "engine/cpu_startup_env.h"
 #include "engine/philox.h"
 #include "metrics/feature_stats.h"
 #include "metrics/frechet_distance.h"
@@ -34,7 +34,7 @@ std::vector<float> features(int64_t n, int64_t d, uint64_t stream, float shift) 
 }  // namespace
 
 int main(int argc, char** argv) {
-  configure_cpu_runtime(argv);  // OpenBLAS's kernel family for this CPU (docs/benchmarks.md)
+  set_cpu_startup_env(argv);  // OpenBLAS's kernel family for this CPU (docs/benchmarks.md)
   const int64_t n = argc > 1 ? std::atoll(argv[1]) : 10000, d = argc > 2 ? std::atoll(argv[2]) : 2048;
   const std::vector<float> a = features(n, d, 0, 0.0f), b = features(n, d, 1, 0.1f);
   FeatureStats sa(d, true), sb(d, true);

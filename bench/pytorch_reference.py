@@ -3,7 +3,7 @@
 sampling step of the same network, for side-by-side comparison with the engine.
 
 The network is built from one of our JSON configs (configs/*.json) exactly as models/unet.cpp
-builds it (tools/runtime.cpp maps the config): same layer order, channel counts, GroupNorm groups
+builds it (tools/factories.cpp maps the config): same layer order, channel counts, GroupNorm groups
 (eps 1e-6), attention resolutions and heads, dropout, output channels (2 C for a learned_range
 variance) and initialization. Its parameter count is checked against the engine's.
 

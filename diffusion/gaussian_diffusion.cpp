@@ -11,16 +11,6 @@ namespace ddpm {
 namespace {
 const double kLn2 = std::log(2.0);
 
-template <class E>
-E parse_enum(const char* what, const std::string& name, std::initializer_list<E> all, const char* (*to_name)(E)) {
-  std::string valid;
-  for (E e : all) {
-    if (name == to_name(e)) return e;
-    valid += (valid.empty() ? "" : ", ") + std::string(to_name(e));
-  }
-  detail::fail("diffusion: unknown ", what, " '", name, "'; valid: ", valid);
-}
-
 // One value per sample, shaped [N, 1, ..., 1] to broadcast against a tensor like `like`.
 Tensor per_sample(const std::vector<double>& values, const Tensor& like) {
   Shape shape(static_cast<size_t>(like.rank()), 1);
@@ -38,42 +28,6 @@ std::vector<double> gather(const std::vector<int>& t, F table_value) {
   return out;
 }
 }  // namespace
-
-const char* prediction_name(Prediction p) {
-  switch (p) {
-    case Prediction::Epsilon: return "epsilon";
-    case Prediction::X0: return "x0";
-    case Prediction::V: return "v";
-  }
-  return "?";
-}
-const char* variance_name(VarianceType v) {
-  switch (v) {
-    case VarianceType::FixedSmall: return "fixed_small";
-    case VarianceType::FixedLarge: return "fixed_large";
-    case VarianceType::LearnedRange: return "learned_range";
-  }
-  return "?";
-}
-const char* loss_name(LossType l) {
-  switch (l) {
-    case LossType::Mse: return "mse";
-    case LossType::Kl: return "kl";
-    case LossType::RescaledKl: return "rescaled_kl";
-    case LossType::Hybrid: return "hybrid";
-  }
-  return "?";
-}
-Prediction parse_prediction(const std::string& name) {
-  return parse_enum("prediction", name, {Prediction::Epsilon, Prediction::X0, Prediction::V}, prediction_name);
-}
-VarianceType parse_variance(const std::string& name) {
-  return parse_enum("variance", name,
-                    {VarianceType::FixedSmall, VarianceType::FixedLarge, VarianceType::LearnedRange}, variance_name);
-}
-LossType parse_loss(const std::string& name) {
-  return parse_enum("loss", name, {LossType::Mse, LossType::Kl, LossType::RescaledKl, LossType::Hybrid}, loss_name);
-}
 
 GaussianDiffusion::GaussianDiffusion(Schedule schedule, DiffusionConfig config)
     : schedule_(std::move(schedule)), config_(config) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "diffusion/schedule.h"
+#include "diffusion/types.h"
 #include "engine/op_args.h"
 
 namespace ddpm {
@@ -17,15 +18,6 @@ namespace ddpm {
 // with the learned-range variance output in the last C channels. t holds the step index the model
 // is trained on (the original index even in a respaced chain), as reals.
 using ModelFn = std::function<Tensor(const Tensor& x_t, const Tensor& t)>;
-
-enum class LossType { Mse, Kl, RescaledKl, Hybrid };
-
-Prediction parse_prediction(const std::string& name);      // "epsilon", "x0", "v"
-VarianceType parse_variance(const std::string& name);      // "fixed_small", "fixed_large", "learned_range"
-LossType parse_loss(const std::string& name);              // "mse", "kl", "rescaled_kl", "hybrid"
-const char* prediction_name(Prediction p);
-const char* variance_name(VarianceType v);
-const char* loss_name(LossType l);
 
 struct DiffusionConfig {
   Prediction prediction = Prediction::Epsilon;

@@ -7,22 +7,6 @@
 
 namespace ddpm {
 
-BetaSchedule parse_beta_schedule(const std::string& name) {
-  for (BetaSchedule k : {BetaSchedule::Linear, BetaSchedule::Cosine, BetaSchedule::Quadratic, BetaSchedule::Sigmoid})
-    if (name == beta_schedule_name(k)) return k;
-  detail::fail("schedule: unknown beta schedule '", name, "'; valid: linear, cosine, quadratic, sigmoid");
-}
-
-const char* beta_schedule_name(BetaSchedule kind) {
-  switch (kind) {
-    case BetaSchedule::Linear: return "linear";
-    case BetaSchedule::Cosine: return "cosine";
-    case BetaSchedule::Quadratic: return "quadratic";
-    case BetaSchedule::Sigmoid: return "sigmoid";
-  }
-  return "?";
-}
-
 namespace {
 std::vector<double> linspace(double from, double to, int n) {
   std::vector<double> v(static_cast<size_t>(n));

@@ -4,13 +4,10 @@
 #include <string>
 #include <vector>
 
+#include "diffusion/types.h"
 #include "engine/tensor.h"
 
 namespace ddpm {
-
-enum class BetaSchedule { Linear, Cosine, Quadratic, Sigmoid };
-BetaSchedule parse_beta_schedule(const std::string& name);  // "linear", "cosine", "quadratic", "sigmoid"
-const char* beta_schedule_name(BetaSchedule kind);
 
 // beta_0..beta_{T-1}. Linear, quadratic and sigmoid span [1e-4, 0.02]; with scale_to_1000 both ends
 // are multiplied by 1000 / T (the improved-DDPM convention that keeps abar_{T-1} comparable for

@@ -78,4 +78,20 @@ void LossSecondMomentSampler::restore(const nlohmann::json& state) {
   losses_ = std::move(losses);
 }
 
+TimestepSamplerKind parse_timestep_sampler(const std::string& name) {
+  if (name == "uniform") return TimestepSamplerKind::Uniform;
+  DDPM_CHECK(name == "loss_second_moment", "diffusion.timestep_sampler must be \"uniform\" or \"loss_second_moment\", got \"",
+             name, "\"");
+  return TimestepSamplerKind::LossSecondMoment;
+}
+
+const char* timestep_sampler_name(TimestepSamplerKind kind) {
+  return kind == TimestepSamplerKind::Uniform ? "uniform" : "loss_second_moment";
+}
+
+std::unique_ptr<TimestepSampler> make_timestep_sampler(TimestepSamplerKind kind, int steps) {
+  if (kind == TimestepSamplerKind::Uniform) return std::make_unique<UniformTimestepSampler>(steps);
+  return std::make_unique<LossSecondMomentSampler>(steps);
+}
+
 }  // namespace ddpm

@@ -3,6 +3,8 @@
 // Draws come with weights 1 / (T p_t) so the weighted loss stays an unbiased estimate.
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -51,5 +53,10 @@ class LossSecondMomentSampler final : public TimestepSampler {
   double uniform_floor_;
   std::vector<std::vector<double>> losses_;  // [T][<= history], oldest first
 };
+
+enum class TimestepSamplerKind { Uniform, LossSecondMoment };
+TimestepSamplerKind parse_timestep_sampler(const std::string& name);  // "uniform", "loss_second_moment"
+const char* timestep_sampler_name(TimestepSamplerKind kind);
+std::unique_ptr<TimestepSampler> make_timestep_sampler(TimestepSamplerKind kind, int steps);
 
 }  // namespace ddpm

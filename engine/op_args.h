@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 
+#include "engine/diffusion_op_types.h"
 #include "engine/pad2d.h"
 #include "engine/tensor.h"
 
@@ -230,23 +231,7 @@ struct resize_bilinear_bwd {
 };
 
 // ---- diffusion (see diffusion/ and docs/math.md) ----
-// Per-step coefficient tables: a [kCoefCount, T] tensor, row r = DiffusionCoef r, column = step.
-enum DiffusionCoef : int {
-  kSqrtAbar,              // sqrt(abar_t)
-  kSqrtOneMinusAbar,      // sqrt(1 - abar_t)
-  kSqrtRecipAbar,         // 1 / sqrt(abar_t)
-  kSqrtRecipm1Abar,       // sqrt(1 / abar_t - 1)
-  kPosteriorCoef1,        // x_0 coefficient of mu_tilde
-  kPosteriorCoef2,        // x_t coefficient of mu_tilde
-  kPosteriorLogVar,       // log beta_tilde_t, clipped at t = 0 (fixed-small and learned-range floor)
-  kLargeLogVar,           // log [beta_tilde_1, beta_1, beta_2, ...] (fixed-large)
-  kLogBeta,               // log beta_t (learned-range ceiling)
-  kAbar,                  // abar_t
-  kAbarPrev,              // abar_{t-1}, 1 at t = 0
-  kCoefCount
-};
-enum class Prediction : uint8_t { Epsilon, X0, V };
-enum class VarianceType : uint8_t { FixedSmall, FixedLarge, LearnedRange };
+// DiffusionCoef, Prediction, VarianceType: engine/diffusion_op_types.h
 
 // x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps per sample (t [N] holds step indices as reals), in
 // one pass. eps is drawn from Philox (seed, stream), element i at address offset + i, into `noise`

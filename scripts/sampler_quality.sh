@@ -46,6 +46,12 @@ point() {
   mv "$out/$name.json.tmp" "$out/$name.json"
 }
 
+if [[ $conditional -gt 0 ]]; then
+  for w in $guidance; do
+    point "guidance/dpm++2m-20-w$w" fid,accuracy --set sample.method=dpm++2m --set sample.steps=20 --guidance "$w"
+  done
+fi
+
 fd_metrics=fid
 [[ $conditional -gt 0 ]] && fd_metrics=fid,accuracy
 for nfe in $evaluations; do
@@ -56,12 +62,6 @@ for nfe in $evaluations; do
       $([[ $conditional -gt 0 ]] && echo "--guidance 0")
   done
 done
-if [[ $conditional -gt 0 ]]; then
-  for w in $guidance; do
-    point "guidance/dpm++2m-20-w$w" fid,accuracy --set sample.method=dpm++2m --set sample.steps=20 --guidance "$w"
-  done
-fi
-
 "$ddpm" plot "$out"/fd/*.json --x sampler.evaluations --y metrics.fid --series sampler.method --log xy \
   --title "FD against network evaluations ($count samples)" --out "$out/fd_vs_evaluations.png"
 if [[ $conditional -gt 0 && -n $guidance ]]; then

@@ -31,11 +31,11 @@ std::string error_of(F&& f) {
   return "(no error)";
 }
 
-Json conditional_config(int classes, double dropout = 0.1) {
+Config conditional_config(int classes, double dropout = 0.1) {
   Json c = default_config();
   c["model"]["num_classes"] = classes;
   c["train"]["label_dropout"] = dropout;
-  return c;
+  return parse_config(c);
 }
 
 ImageSet labelled(std::vector<int> labels, std::vector<std::string> names) {
@@ -132,7 +132,7 @@ TEST_CASE("label dropout: the same drops for any sharding, any resume, at rate p
 TEST_CASE("a conditional config needs labelled data with exactly num_classes classes", "[conditioning][errors]") {
   const ImageSet three = labelled({0, 1, 2, 1}, {"a", "b", "c"});
   REQUIRE_NOTHROW(check_class_conditioning(conditional_config(3), three));
-  REQUIRE_NOTHROW(check_class_conditioning(default_config(), three));  // unconditional: labels unused
+  REQUIRE_NOTHROW(check_class_conditioning(parse_config(default_config()), three));  // unconditional: labels unused
   REQUIRE_THAT(error_of([&] { check_class_conditioning(conditional_config(4), three); }),
                Contains("num_classes is 4") && Contains("3 classes") && Contains("0 a, 1 b, 2 c") &&
                    Contains("model.num_classes=3"));
@@ -154,28 +154,28 @@ TEST_CASE("sample.class: names, indices, all, none; refused on unconditional run
                Contains("unknown class \"Sock\"") && Contains("0 T-shirt/top, 1 Trouser, 2 Bag") && Contains("all"));
   REQUIRE_THAT(error_of([&] { parse_class("3", names); }), Contains("unknown class \"3\""));
 
-  Json config = conditional_config(3);
+  Config config = conditional_config(3);
   GenerateOptions o;
   o.count = 7;
-  REQUIRE(choose_sample_classes(config, names, 3, o) == 3);  // "" = all: rows of ceil(7 / 3)
+  REQUIRE(choose_sample_classes(config.sample, names, 3, o) == 3);  // "" = all: rows of ceil(7 / 3)
   REQUIRE(o.count == 9);
   REQUIRE(o.labels == std::vector<int>{0, 0, 0, 1, 1, 1, 2, 2, 2});
-  config["sample"]["class"] = "Bag";
-  config["sample"]["guidance"] = 2.5;
+  config.sample.class_spec = "Bag";
+  config.sample.guidance = 2.5;
   o.count = 4;
-  REQUIRE(choose_sample_classes(config, names, 3, o) == 0);
+  REQUIRE(choose_sample_classes(config.sample, names, 3, o) == 0);
   REQUIRE(o.labels == std::vector<int>{2, 2, 2, 2});
   REQUIRE(o.guidance == 2.5);
 
-  Json plain = default_config();
+  SampleSection plain = parse_config(default_config()).sample;
   GenerateOptions u;
   REQUIRE(choose_sample_classes(plain, {}, 0, u) == 0);
   REQUIRE(u.labels.empty());
-  plain["sample"]["class"] = "Bag";
+  plain.class_spec = "Bag";
   REQUIRE_THAT(error_of([&] { choose_sample_classes(plain, {}, 0, u); }),
                Contains("--class Bag") && Contains("unconditional"));
-  plain["sample"]["class"] = "";
-  plain["sample"]["guidance"] = 1.0;
+  plain.class_spec = "";
+  plain.guidance = 1.0;
   REQUIRE_THAT(error_of([&] { choose_sample_classes(plain, {}, 0, u); }),
                Contains("--guidance") && Contains("unconditional"));
 }

@@ -20,7 +20,7 @@
 #include "tools/diffusers_export.h"
 #include "tools/diffusers_import.h"
 #include "tools/diffusers_names.h"
-#include "tools/runtime.h"
+#include "tools/factories.h"
 #include "tools/trained_model.h"
 
 using namespace ddpm;
@@ -109,7 +109,7 @@ void write_engine_run(const std::string& run) {
   config["diffusion"]["variance"] = "fixed_large";
   config["sample"]["spacing"] = "leading";
   const Shape image{8, 8, 1};
-  std::unique_ptr<Denoiser> model = build_model(config, image);
+  std::unique_ptr<Denoiser> model = build_model(parse_config(config), image);
   ParameterSet params(*model, 0);
   for (const NamedParameter& p : params.entries()) p.value.copy_from(fixture_value(p.name, p.value.shape()));
   fs::create_directories(run);
@@ -127,7 +127,7 @@ TEST_CASE("diffusers names: the engine's CIFAR-10 UNet has exactly UNet2DModel's
   CHECK(config["model"]["attention_resolutions"] == Json({16}));
   std::map<std::string, Shape> want;
   for (const Json& e : read_json(kFixtures + "cifar10_params.json")) want[e[0]] = e[1].get<Shape>();
-  std::unique_ptr<Denoiser> model = build_model(config, image);
+  std::unique_ptr<Denoiser> model = build_model(parse_config(config), image);
   int64_t count = 0;
   std::set<std::string> seen;
   model->visit_parameters([&](const std::string& name, Tensor& t, const InitSpec&) {
@@ -168,13 +168,13 @@ TEST_CASE("diffusers import: the small pipeline (several heads, learned range, v
   const std::vector<std::string> notes = import_diffusers(kFixtures + "small", tmp / "run", {});
   CHECK(notes.empty());
   TrainedModel m = load_trained_model(tmp / "run", {}, false);
-  CHECK(m.config["model"]["head_channels"] == 8);
-  CHECK(m.config["model"]["flip_sin_to_cos"] == true);
-  CHECK(m.config["model"]["freq_shift"] == 0);
-  CHECK(m.config["diffusion"]["prediction"] == "v");
-  CHECK(m.config["diffusion"]["variance"] == "learned_range");
-  CHECK(m.config["diffusion"]["schedule"] == "cosine");
-  CHECK(m.config["sample"]["spacing"] == "trailing");
+  CHECK(m.config.model.head_channels == 8);
+  CHECK(m.config.model.flip_sin_to_cos == true);
+  CHECK(m.config.model.freq_shift == 0);
+  CHECK(m.config.diffusion.prediction == Prediction::V);
+  CHECK(m.config.diffusion.variance == VarianceType::LearnedRange);
+  CHECK(m.config.diffusion.schedule == BetaSchedule::Cosine);
+  CHECK(m.config.sample.spacing == TimestepSpacing::Trailing);
   const NamedTensors io = load_safetensors(kFixtures + "small_io.safetensors");
   const double err = relative_error(network_output(m, io.at("x"), io.at("t")), io.at("out"));
   WARN("small model: relative error " << err);
@@ -211,8 +211,8 @@ TEST_CASE("diffusers import: google/ddpm-cifar10-32's configuration (bare unet f
   REQUIRE(notes.size() == 1);
   CHECK_THAT(notes[0], Contains("no scheduler_config.json"));
   TrainedModel m = load_trained_model(tmp / "run", {}, false);
-  CHECK(m.config["model"]["downsample_padding"] == 0);
-  CHECK(m.config["diffusion"]["schedule"] == "linear");
+  CHECK(m.config.model.downsample_padding == 0);
+  CHECK(m.config.diffusion.schedule == BetaSchedule::Linear);
   const NamedTensors io = load_safetensors(kFixtures + "cifar10_io.safetensors");
   const double err = relative_error(network_output(m, io.at("x"), io.at("t")), io.at("out"));
   WARN("CIFAR-10 model: relative error " << err);
@@ -232,7 +232,7 @@ TEST_CASE("diffusers import: beta schedules equal diffusers' alphas_cumprod", "[
     Shape image;
     std::vector<std::string> notes;
     const Json config = engine_config_from_diffusers(read_json(kFixtures + "cifar10_config.json"), scheduler, &image, &notes);
-    const GaussianDiffusion diffusion = build_diffusion(config);
+    const GaussianDiffusion diffusion = build_diffusion(parse_config(config).diffusion);
     const std::vector<double>& abar = diffusion.schedule().abar();
     const Tensor want = pinned.at(name);
     REQUIRE(static_cast<int64_t>(abar.size()) == want.numel());
@@ -312,21 +312,21 @@ TEST_CASE("diffusers export: diffusers loads the export and computes what the en
   TrainedModel again = load_trained_model(tmp / "again", {}, false);
   CHECK(relative_error(network_output(again, io.at("x"), io.at("t")), engine) == 0);
   for (const char* key : {"base_channels", "channel_mult", "num_res_blocks", "attention_resolutions", "groups"})
-    CHECK(again.config["model"][key] == m.config["model"][key]);
+    CHECK(again.config.json["model"][key] == m.config.json["model"][key]);
   for (const char* key : {"steps", "schedule", "scale_to_1000", "prediction", "variance"})
-    CHECK(again.config["diffusion"][key] == m.config["diffusion"][key]);
+    CHECK(again.config.json["diffusion"][key] == m.config.json["diffusion"][key]);
 }
 
 TEST_CASE("diffusers export: refuses runs diffusers cannot express", "[diffusers]") {
   Json config = default_config();
   config["model"]["type"] = "mlp";
-  CHECK_THROWS_WITH(diffusers_unet_config(config, {1, 1, 2}), Contains("only the UNet"));
+  CHECK_THROWS_WITH(diffusers_unet_config(parse_config(config), {1, 1, 2}), Contains("only the UNet"));
   config = default_config();
   config["model"]["heads"] = 4;  // 28x28: attention at 14 (64 channels) and the middle (96): heads of 16 and 24
   config["model"]["base_channels"] = 32;
   config["model"]["channel_mult"] = {1, 2, 3};
   config["model"]["attention_resolutions"] = {14};
-  CHECK_THROWS_WITH(diffusers_unet_config(config, {28, 28, 1}), Contains("one attention_head_dim"));
+  CHECK_THROWS_WITH(diffusers_unet_config(parse_config(config), {28, 28, 1}), Contains("one attention_head_dim"));
 }
 
 TEST_CASE("diffusers: ddpm import and export on the command line", "[diffusers][cli]") {

@@ -12,7 +12,7 @@
 #include "tests/cli_runner.h"
 #include "tests/support.h"
 #include "tools/quality_eval.h"
-#include "tools/runtime.h"
+#include "tools/factories.h"
 
 using namespace ddpm;
 using namespace ddpm::test;
@@ -90,7 +90,7 @@ TEST_CASE("metrics eval: train vs test is close, noise is far, and the reference
   const auto written = fs::last_write_time(npz);
 
   // The cached statistics are those of the first 300 test images in this network's space.
-  const ImageSet test = load_dataset(m.config, "test");
+  const ImageSet test = load_dataset(m.config.data, "test");
   std::vector<int64_t> first;
   for (int64_t i = 0; i < 300; ++i) first.push_back(i);
   FeatureStats direct(8, false);

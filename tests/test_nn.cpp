@@ -82,7 +82,7 @@ TEST_CASE("Adam and AdamW match hand-computed steps", "[optim]") {
   for (bool decoupled : {false, true}) {
     Scalars model(3);
     ParameterSet params(model, 0, Device::CPU, DType::F64);
-    AdamConfig config{0.1, 0.9, 0.99, 1e-8, 0.01, decoupled};
+    AdamConfig config{0.9, 0.99, 1e-8, 0.01, decoupled};
     Adam adam(params, config);
     std::vector<double> p{1, 1, 1}, m(3, 0), v(3, 0);
     const std::vector<std::vector<double>> grads{{0.5, -1, 2}, {0.25, 3, -1}};

@@ -152,22 +152,19 @@ TEST_CASE("solvers: bad settings are refused with what to change", "[samplers]")
 TEST_CASE("generate: solver methods, their step counts and bad settings", "[samplers]") {
   const GaussianDiffusion d(Schedule(BetaSchedule::Linear, 100), {});
   GenerateOptions o;
-  o.method = "heun", o.steps = 10;
+  o.method = SampleMethod::Heun, o.steps = 10;
   REQUIRE(generate_evaluations(d, o) == 19);  // 2K - 1
-  o.method = "dpm++3m";
+  o.method = SampleMethod::DpmPP3M;
   REQUIRE(generate_evaluations(d, o) == 10);
-  o.method = "ddim", o.steps = 0;
+  o.method = SampleMethod::Ddim, o.steps = 0;
   REQUIRE(generate_evaluations(d, o) == 100);
-  o.method = "euler_a";
-  REQUIRE_THROWS_WITH(generate_evaluations(d, o), Catch::Contains("needs sample.steps > 0"));
-  o.steps = 150, o.sigmas = "discrete";
+  o.method = SampleMethod::EulerAncestral;
+  REQUIRE_THROWS_WITH(generate_evaluations(d, o), Catch::Contains("sample.method euler_a needs sample.steps > 0"));
+  o.steps = 150, o.sigmas = SigmaLevels::Discrete;
   REQUIRE_THROWS_WITH(generate_evaluations(d, o), Catch::Contains("sample.sigmas=karras"));
-  o.sigmas = "karras";
+  o.sigmas = SigmaLevels::Karras;
   REQUIRE(generate_evaluations(d, o) == 150);
-  o.sigmas = "uniform";
-  REQUIRE_THROWS_WITH(generate_evaluations(d, o), Catch::Contains("sample.sigmas must be auto, discrete or karras"));
-  o.sigmas = "auto", o.method = "dpm++";
-  REQUIRE_THROWS_WITH(generate_evaluations(d, o), Catch::Contains("sample.method must be ancestral, ddim, dpm++2m"));
-  o.method = "heun", o.solver.s_churn = -1;
+  // Unknown names are refused when the config is parsed (tests/test_typed_config.cpp).
+  o.method = SampleMethod::Heun, o.solver.s_churn = -1;
   REQUIRE_THROWS_WITH(generate_evaluations(d, o), Catch::Contains("s_churn must be >= 0"));
 }

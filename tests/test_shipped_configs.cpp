@@ -10,7 +10,7 @@
 #include "engine/ops.h"
 #include "engine/optim/adam.h"
 #include "tests/support.h"
-#include "tools/runtime.h"
+#include "tools/factories.h"
 
 using namespace ddpm;
 
@@ -29,11 +29,11 @@ Tensor training_loss(Denoiser& model, const GaussianDiffusion& diffusion, const 
 TEST_CASE("the quick-start and default UNets give every parameter a gradient once the zero-initialized layers moved", "[models][configs]") {
   for (const std::string& file : {std::string(DDPM_SOURCE_DIR) + "/configs/quickstart.json", std::string()}) {
     INFO("config " << (file.empty() ? "built-in defaults" : file));
-    const Json config = resolve_config(file, {"data.dataset=fashion-mnist"});
+    const Config config = load_config(file, {"data.dataset=fashion-mnist"});
     const Shape image{28, 28, 1};
     auto model = build_model(config, image);
     ParameterSet params(*model, 0);
-    const GaussianDiffusion diffusion = build_diffusion(config);
+    const GaussianDiffusion diffusion = build_diffusion(config.diffusion);
     Adam adam(params, AdamConfig{});
 
     for (uint64_t step = 1; step <= 3; ++step) {

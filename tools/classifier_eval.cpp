@@ -5,7 +5,7 @@
 #include "tools/checkpoint.h"
 #include "tools/classifier_run.h"
 #include "tools/commands.h"
-#include "tools/runtime.h"
+#include "tools/factories.h"
 
 namespace ddpm {
 
@@ -15,7 +15,7 @@ int classifier_eval_command(const RunArgs& args) {
   DDPM_CHECK(split == "test" || split == "train", "classifier eval: --split must be \"test\" or \"train\", got \"",
              split, "\"");
   const ClassifierRun run = load_classifier_run(args.run_dir, args.overrides);
-  const Json report = evaluate_classifier(run, load_dataset(run.config, split), split);
+  const Json report = evaluate_classifier(run, load_dataset(run.config.data, split), split);
   const std::string out =
       args.out.empty() ? (std::filesystem::path(args.run_dir) / ("eval_" + split + ".json")).string() : args.out;
   write_file_atomically(out, report.dump(2) + "\n");

@@ -18,7 +18,7 @@ class ClassifierFeatures final : public FeatureNetwork {
   bool has_logits() const override { return true; }
   FeatureBatch run(const Tensor& images) override {
     // classify() refuses images of another size or channel count than the classifier's, naming both.
-    const ClassifierOutput out = classify(run_, images, run_.config.at("classifier").at("eval_batch_size"));
+    const ClassifierOutput out = classify(run_, images, run_.config.classifier.eval_batch_size);
     return {out.features, out.logits};
   }
 

@@ -7,20 +7,19 @@
 #include "engine/autograd.h"
 #include "engine/optim/ema.h"
 #include "tools/checkpoint.h"
-#include "tools/runtime.h"
+#include "tools/factories.h"
 
 namespace ddpm {
 
 namespace fs = std::filesystem;
 
-ClassifierConfig classifier_config(const Json& config, const Shape& image_shape, int64_t classes) {
-  const Json& c = config.at("classifier");
+ClassifierConfig classifier_config(const ClassifierSection& c, const Shape& image_shape, int64_t classes) {
   ClassifierConfig out;
   out.in_channels = static_cast<int>(image_shape.at(2));
   out.classes = static_cast<int>(classes);
-  out.channels = c.at("channels").get<std::vector<int>>();
-  out.blocks = c.at("blocks");
-  out.groups = c.at("groups");
+  out.channels = c.channels;
+  out.blocks = c.blocks;
+  out.groups = c.groups;
   return out;
 }
 
@@ -49,14 +48,14 @@ ClassifierRun load_classifier_run(const std::string& run_dir, const std::vector<
   ClassifierRun run;
   run.run_dir = run_dir;
   run.state = read_classifier_state(run_dir);
-  run.config = apply_overrides(run.state.at("config"), overrides);
+  run.config = recorded_config(run.state.at("config"), overrides);
   run.image_shape = run.state.at("image_shape").get<Shape>();
   run.classes = run.state.at("classes").get<int64_t>();
   run.device = device;
   run.weights_path = (fs::path(run_dir) / run.state.at("weights").get<std::string>()).string();
-  run.model = std::make_unique<Classifier>(classifier_config(run.config, run.image_shape, run.classes));
+  run.model = std::make_unique<Classifier>(classifier_config(run.config.classifier, run.image_shape, run.classes));
   run.params = std::make_unique<ParameterSet>(*run.model, 0, device);
-  run.ema = run.config.at("classifier").at("use_ema").get<bool>();
+  run.ema = run.config.classifier.use_ema;
   Ema ema(*run.params, 0.0);
   load_checkpoint(run_dir, *run.params, run.ema ? &ema : nullptr, nullptr);  // a pruned run has only model.*
   if (run.ema) ema.swap_with(*run.params);
@@ -66,8 +65,8 @@ ClassifierRun load_classifier_run(const std::string& run_dir, const std::vector<
 
 ClassifierRun load_classifier_run(const std::string& run_dir, const std::vector<std::string>& overrides) {
   const Json state = read_classifier_state(run_dir);
-  const Json config = apply_overrides(state.at("config"), overrides);
-  return load_classifier_run(run_dir, overrides, choose_device(config.at("train").at("device")));
+  const Config config = recorded_config(state.at("config"), overrides);
+  return load_classifier_run(run_dir, overrides, choose_device(config.train.device));
 }
 
 ClassifierOutput classify(const ClassifierRun& run, const Tensor& images, int64_t batch) {
@@ -112,7 +111,7 @@ std::vector<int> predicted_classes(const Tensor& logits) {
 
 Json evaluate_classifier(const ClassifierRun& run, const ImageSet& set, const std::string& split) {
   require_labels(set, "classifier eval");
-  const int64_t batch = run.config.at("classifier").at("eval_batch_size");
+  const int64_t batch = run.config.classifier.eval_batch_size;
   const ClassifierOutput out = classify(run, set.images, batch);
   const std::vector<int> predicted = predicted_classes(out.logits);
   const std::vector<double> logits = out.logits.to_vector();

@@ -7,7 +7,7 @@
 
 #include "engine/nn/parameters.h"
 #include "models/classifier.h"
-#include "tools/config.h"
+#include "tools/typed_config.h"
 #include "tools/data/dataset.h"
 
 namespace ddpm {
@@ -16,14 +16,15 @@ namespace ddpm {
 inline const char* const kClassifierRunKind = "classifier";
 
 // The classifier section of `config` for images of `image_shape` {H, W, C} and `classes` classes.
-ClassifierConfig classifier_config(const Json& config, const Shape& image_shape, int64_t classes);
+ClassifierConfig classifier_config(const ClassifierSection& section, const Shape& image_shape, int64_t classes);
 
 // Throws unless the set has a label per image; `who` names the command in the message.
 void require_labels(const ImageSet& set, const std::string& who);
 
 struct ClassifierRun {
   std::string run_dir;
-  Json config, state;
+  Config config;  // the recorded config with --set overrides
+  Json state;     // checkpoint.json
   Shape image_shape;    // {H, W, C} the classifier was trained on
   int64_t classes = 0;
   Device device = Device::CPU;

@@ -18,7 +18,8 @@
 #include "tools/commands.h"
 #include "tools/data/batch_order.h"
 #include "tools/progress.h"
-#include "tools/runtime.h"
+#include "tools/factories.h"
+#include "tools/lr_schedule.h"
 #include "tools/train.h"
 
 namespace ddpm {
@@ -29,50 +30,41 @@ namespace {
 volatile std::sig_atomic_t g_interrupted = 0;
 void on_interrupt(int) { g_interrupted = 1; }
 
-// Linear warm-up over `warmup` steps, then (with cosine) half a cosine from lr down to 0 at the
-// last step.
-double learning_rate(double lr, int64_t step, int64_t warmup, int64_t total, bool cosine) {
-  double f = warmup > 0 ? std::min(1.0, static_cast<double>(step) / static_cast<double>(warmup)) : 1.0;
-  if (cosine && step > warmup)
-    f *= 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(step - warmup) / static_cast<double>(total - warmup)));
-  return lr * f;
-}
 }  // namespace
 
 int classifier_train_command(const TrainArgs& args) {
   DDPM_CHECK(args.resume.empty(), "classifier train: --resume is not supported (a classifier trains in minutes); "
              "start a new run with --out");
-  const Json config = resolve_config(args.config_file, args.overrides);
+  const Config config = load_config(args.config_file, args.overrides);
   const std::string run_dir =
       args.out.empty() ? "runs/" + (args.config_file.empty() ? std::string("classifier")
                                                              : fs::path(args.config_file).stem().string())
                        : args.out;
   DDPM_CHECK(!fs::exists(fs::path(run_dir) / "checkpoint.json"), "classifier train: '", run_dir,
              "' already holds a run; choose another --out");
-  const Json& t = config.at("train");
-  const int64_t total_steps = t.at("steps"), batch = t.at("batch_size"), log_every = t.at("log_every");
-  const int64_t warmup = t.at("warmup");
-  const uint64_t seed = t.at("seed");
-  const double lr = t.at("lr"), clip = t.at("grad_clip");
-  const bool cosine = config.at("classifier").at("cosine_decay");
-  DDPM_CHECK(total_steps >= 1 && batch >= 1 && log_every >= 1 && warmup >= 0 && warmup < total_steps && lr > 0,
+  const TrainSection& t = config.train;
+  const int64_t total_steps = t.steps, batch = t.batch_size, log_every = t.log_every;
+  const uint64_t seed = t.seed;
+  const double clip = t.grad_clip;
+  DDPM_CHECK(total_steps >= 1 && batch >= 1 && log_every >= 1 && t.warmup >= 0 && t.warmup < total_steps && t.lr > 0,
              "classifier train: need train.steps >= 1, train.batch_size >= 1, train.log_every >= 1, "
              "0 <= train.warmup < train.steps and train.lr > 0");
+  const LrSchedule lr(t, config.classifier.cosine_decay);
 
   // ---- data, model, optimizer ----
-  const Device device = choose_device(t.at("device"));
-  const ImageSet data = load_dataset(config, "train");
+  const Device device = choose_device(t.device);
+  const ImageSet data = load_dataset(config.data, "train");
   require_labels(data, "classifier train");
   const int64_t classes = *std::max_element(data.labels.begin(), data.labels.end()) + 1;
   DDPM_CHECK(classes >= 2, "classifier train: every training label is ", classes - 1,
              "; a classifier needs at least two classes (", data.description, ")");
   const Shape image_shape{data.height(), data.width(), data.channels()};
-  Classifier model(classifier_config(config, image_shape, classes));
+  Classifier model(classifier_config(config.classifier, image_shape, classes));
   ParameterSet params(model, seed, device);
-  Adam adam(params, {lr, 0.9, 0.999, 1e-8, t.at("weight_decay").get<double>(), t.at("adamw").get<bool>()});
-  Ema ema(params, t.at("ema_decay"));
+  Adam adam(params, {0.9, 0.999, 1e-8, t.weight_decay, t.adamw});
+  Ema ema(params, t.ema_decay);
   fs::create_directories(run_dir);
-  write_file_atomically((fs::path(run_dir) / "config.json").string(), config.dump(2) + "\n");
+  write_file_atomically((fs::path(run_dir) / "config.json").string(), config.json.dump(2) + "\n");
   std::ofstream metrics((fs::path(run_dir) / "metrics.jsonl").string(), std::ios::trunc);
   std::fprintf(stderr, "ddpm classifier train: %s, %lld examples %s in %lld classes, %lld parameters on %s\n",
                run_dir.c_str(), static_cast<long long>(data.size()), shape_str(image_shape).c_str(),
@@ -92,7 +84,7 @@ int classifier_train_command(const TrainArgs& args) {
     const std::vector<int64_t> indices = order.indices(step, batch);
     std::vector<float> labels;
     for (int64_t i : indices) labels.push_back(static_cast<float>(data.labels[static_cast<size_t>(i)]));
-    const Tensor x = gather_batch(data, indices, config.at("data").at("random_flip"), seed_for(seed, Purpose::Flip),
+    const Tensor x = gather_batch(data, indices, config.data.random_flip, seed_for(seed, Purpose::Flip),
                                   static_cast<uint64_t>(step))
                          .to(device);
     const Tensor y = Tensor::from_vector(labels, {batch}, device);
@@ -105,7 +97,7 @@ int classifier_train_command(const TrainArgs& args) {
     params.zero_grad();
     backward(loss);
     const double norm = clip > 0 ? clip_grad_norm(params, clip) : grad_norm(params);
-    const double lr_now = learning_rate(lr, step, warmup, total_steps, cosine);
+    const double lr_now = lr.lr_at(step);
     adam.step(lr_now, 1.0, &ema);
     const std::vector<int> predicted = predicted_classes(out.logits.detach().to(Device::CPU));
     for (size_t i = 0; i < predicted.size(); ++i) window_correct += predicted[i] == static_cast<int>(labels[i]);
@@ -140,14 +132,14 @@ int classifier_train_command(const TrainArgs& args) {
   // ---- the checkpoint, then the test accuracy of what it holds ----
   const Json state{{"kind", kClassifierRunKind},
                    {"step", step},
-                   {"config", config},
+                   {"config", config.json},
                    {"image_shape", image_shape},
                    {"classes", classes},
                    {"train_seconds", train_seconds},
                    {"data", {{"examples", data.size()}, {"description", data.description}}}};
   save_checkpoint(run_dir, params, ema, adam, state);
   const ClassifierRun run = load_classifier_run(run_dir, {}, device);
-  const Json report = evaluate_classifier(run, load_dataset(config, "test"), "test");
+  const Json report = evaluate_classifier(run, load_dataset(config.data, "test"), "test");
   write_file_atomically((fs::path(run_dir) / "eval_test.json").string(), report.dump(2) + "\n");
   std::fprintf(stderr,
                "ddpm classifier train: %lld steps in %s (%.0f images/s); test accuracy %.2f%% (%lld of %lld), "

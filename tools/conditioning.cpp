@@ -20,13 +20,11 @@ std::string lower(std::string s) {
 }
 }  // namespace
 
-int num_classes_of(const Json& config) { return config.at("model").value("num_classes", 0); }
-
-void check_class_conditioning(const Json& config, const ImageSet& data) {
-  const int k = num_classes_of(config);
+void check_class_conditioning(const Config& config, const ImageSet& data) {
+  const int k = config.model.num_classes;
   DDPM_CHECK(k >= 0, "model.num_classes must be >= 0 (0 = unconditional), got ", k);
   if (k == 0) return;
-  const std::string dataset = config.at("data").at("dataset");
+  const std::string dataset = dataset_name(config.data.dataset);
   DDPM_CHECK(!data.labels.empty(), "model.num_classes is ", k, " (class-conditional) but the data set \"", dataset,
              "\" has no labels. Train on labelled data (fashion-mnist, mnist, cifar10, or data.dataset \"folder\" "
              "with one subfolder per class) or set model.num_classes=0");
@@ -38,7 +36,7 @@ void check_class_conditioning(const Json& config, const ImageSet& data) {
   for (size_t i = 0; i < data.labels.size(); ++i)
     DDPM_CHECK(data.labels[i] >= 0 && data.labels[i] < k, "data: example ", i, " has label ", data.labels[i],
                ", outside 0..", k - 1);
-  const double p = config.at("train").value("label_dropout", 0.1);
+  const double p = config.train.label_dropout;
   DDPM_CHECK(p >= 0 && p <= 1, "train.label_dropout must be in [0, 1] (the fraction of labels replaced by \"no "
              "class\"), got ", p);
 }
@@ -62,8 +60,8 @@ LabeledModelFn labeled_model_fn(Denoiser& model, DropoutKey key) {
   };
 }
 
-std::vector<std::string> run_class_names(const Json& config, const ImageSet& data) {
-  const int k = num_classes_of(config);
+std::vector<std::string> run_class_names(const ModelSection& model, const ImageSet& data) {
+  const int k = model.num_classes;
   if (k == 0 || !data.class_names.empty()) return k == 0 ? std::vector<std::string>{} : data.class_names;
   std::vector<std::string> names;
   for (int i = 0; i < k; ++i) names.push_back(std::to_string(i));
@@ -91,11 +89,10 @@ int parse_class(const std::string& spec, const std::vector<std::string>& names) 
                " (give a name or an index), or \"all\" (one row per class) or \"none\" (unconditional)");
 }
 
-int choose_sample_classes(const Json& config, const std::vector<std::string>& names, int num_classes,
+int choose_sample_classes(const SampleSection& sample, const std::vector<std::string>& names, int num_classes,
                           GenerateOptions& o) {
-  const Json& s = config.at("sample");
-  const std::string spec = s.value("class", "");
-  const double w = s.value("guidance", 0.0);
+  const std::string& spec = sample.class_spec;
+  const double w = sample.guidance;
   if (num_classes == 0) {
     DDPM_CHECK(spec.empty(), "--class ", spec, ": this run is unconditional (model.num_classes = 0), so it cannot "
                "sample by class; train with model.num_classes set on labelled data for that");

@@ -7,17 +7,15 @@
 
 #include "diffusion/guidance.h"
 #include "tools/config.h"
+#include "tools/typed_config.h"
 #include "tools/data/dataset.h"
 #include "tools/generate.h"
 
 namespace ddpm {
 
-// model.num_classes (0, unconditional, for configs written before conditioning existed).
-int num_classes_of(const Json& config);
-
 // A conditional config (model.num_classes > 0) needs labelled data with exactly that many classes
 // and train.label_dropout in [0, 1]; throws saying what to change. Unconditional configs pass.
-void check_class_conditioning(const Json& config, const ImageSet& data);
+void check_class_conditioning(const Config& config, const ImageSet& data);
 
 // Label dropout draws come from the dropout seed on streams kLabelDropoutStreamTag ^ step, far
 // above the layer streams step * 256 + layer that the network's dropout uses.
@@ -35,7 +33,7 @@ LabeledModelFn labeled_model_fn(Denoiser& model, DropoutKey key);
 
 // The class names a conditional run records (the data's, or "0".."K-1" when it names none); empty
 // for an unconditional config.
-std::vector<std::string> run_class_names(const Json& config, const ImageSet& data);
+std::vector<std::string> run_class_names(const ModelSection& model, const ImageSet& data);
 // The class names recorded in a run's checkpoint state ("classes"); empty for unconditional runs.
 std::vector<std::string> class_names_of_run(const Json& state);
 // classes.json of a run: {"num_classes", "classes", "null_label"}.
@@ -50,7 +48,7 @@ int parse_class(const std::string& spec, const std::vector<std::string>& names);
 // (o.count is raised to fill the rows; the returned grid width is that row length); a class or
 // "none" draws sample.count samples of it. For an unconditional model both keys must be left at
 // their defaults. Returns the grid's columns (0 = square).
-int choose_sample_classes(const Json& config, const std::vector<std::string>& names, int num_classes,
+int choose_sample_classes(const SampleSection& sample, const std::vector<std::string>& names, int num_classes,
                           GenerateOptions& o);
 
 }  // namespace ddpm

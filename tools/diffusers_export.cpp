@@ -16,16 +16,16 @@ namespace {
 const char* kDiffusersVersion = "0.27.2";  // the version the export was checked with (scripts/pin_diffusers_fixtures.py)
 }
 
-Json diffusers_unet_config(const Json& config, const Shape& image_shape) {
-  const Json& m = config.at("model");
-  DDPM_CHECK(m.at("type") == "unet", "export diffusers: model.type is ", m.at("type").dump(),
-             "; only the UNet has a diffusers counterpart (UNet2DModel)");
+Json diffusers_unet_config(const Config& config, const Shape& image_shape) {
+  const ModelSection& m = config.model;
+  DDPM_CHECK(m.type == ModelType::Unet, "export diffusers: model.type is \"", model_type_name(m.type),
+             "\"; only the UNet has a diffusers counterpart (UNet2DModel)");
   const int resolution = static_cast<int>(image_shape.at(0)), in = static_cast<int>(image_shape.at(2));
-  const bool learned = config.at("diffusion").at("variance") == "learned_range";
-  const int base = m.at("base_channels");
-  const std::vector<int> mult = m.at("channel_mult").get<std::vector<int>>();
-  const std::vector<int> attention = m.at("attention_resolutions").get<std::vector<int>>();
-  const int heads = m.at("heads"), head_channels = m.value("head_channels", 0);
+  const bool learned = config.diffusion.variance == VarianceType::LearnedRange;
+  const int base = m.base_channels;
+  const std::vector<int>& mult = m.channel_mult;
+  const std::vector<int>& attention = m.attention_resolutions;
+  const int heads = m.heads, head_channels = m.head_channels;
   Json channels = Json::array(), down = Json::array(), up = Json::array();
   std::vector<int> attention_channels{base * mult.back()};  // the middle block always attends
   for (size_t i = 0; i < mult.size(); ++i) {
@@ -51,22 +51,22 @@ Json diffusers_unet_config(const Json& config, const Shape& image_shape) {
               {"out_channels", learned ? 2 * in : in},
               {"center_input_sample", false},
               {"time_embedding_type", "positional"},
-              {"freq_shift", m.value("freq_shift", 1)},
-              {"flip_sin_to_cos", m.value("flip_sin_to_cos", false)},
+              {"freq_shift", m.freq_shift},
+              {"flip_sin_to_cos", m.flip_sin_to_cos},
               {"down_block_types", down},
               {"up_block_types", up},
               {"block_out_channels", channels},
-              {"layers_per_block", m.at("num_res_blocks")},
+              {"layers_per_block", m.num_res_blocks},
               {"mid_block_scale_factor", 1},
-              {"downsample_padding", m.value("downsample_padding", 1)},
+              {"downsample_padding", m.downsample_padding},
               {"downsample_type", "conv"},
               {"upsample_type", "conv"},
-              {"dropout", m.at("dropout")},
+              {"dropout", m.dropout},
               {"act_fn", "silu"},
               {"attention_head_dim", head_dim},
-              {"norm_num_groups", m.at("groups")},
+              {"norm_num_groups", m.groups},
               {"attn_norm_num_groups", nullptr},
-              {"norm_eps", m.value("norm_eps", 1e-6)},
+              {"norm_eps", m.norm_eps},
               {"resnet_time_scale_shift", "default"},
               {"add_attention", true},
               {"class_embed_type", nullptr},
@@ -74,35 +74,47 @@ Json diffusers_unet_config(const Json& config, const Shape& image_shape) {
               {"num_train_timesteps", nullptr}};
 }
 
-Json diffusers_scheduler_config(const Json& config) {
-  const Json& d = config.at("diffusion");
-  const Json& s = config.at("sample");
-  const int steps = d.at("steps");
-  const double scale = d.at("scale_to_1000").get<bool>() ? 1000.0 / steps : 1.0;
-  const std::string schedule = d.at("schedule");
-  const std::string beta_schedule = schedule == "linear"      ? "linear"
-                                    : schedule == "quadratic" ? "scaled_linear"
-                                    : schedule == "sigmoid"   ? "sigmoid"
-                                    : schedule == "cosine"    ? "squaredcos_cap_v2"
-                                                              : "";
-  DDPM_CHECK(!beta_schedule.empty(), "export diffusers: diffusion.schedule ", schedule, " has no diffusers counterpart");
-  const std::string prediction = d.at("prediction");
-  const std::string spacing = s.value("spacing", "even");
+namespace {
+const char* diffusers_beta_schedule(BetaSchedule schedule) {
+  switch (schedule) {
+    case BetaSchedule::Linear: return "linear";
+    case BetaSchedule::Quadratic: return "scaled_linear";
+    case BetaSchedule::Sigmoid: return "sigmoid";
+    case BetaSchedule::Cosine: return "squaredcos_cap_v2";
+  }
+  return "?";
+}
+const char* diffusers_prediction_type(Prediction prediction) {
+  switch (prediction) {
+    case Prediction::Epsilon: return "epsilon";
+    case Prediction::X0: return "sample";
+    case Prediction::V: return "v_prediction";
+  }
+  return "?";
+}
+}  // namespace
+
+Json diffusers_scheduler_config(const Config& config) {
+  const DiffusionSection& d = config.diffusion;
+  const SampleSection& s = config.sample;
+  const int steps = d.steps;
+  const double scale = d.scale_to_1000 ? 1000.0 / steps : 1.0;
+  const bool cosine = d.schedule == BetaSchedule::Cosine;
   return Json{{"_class_name", "DDPMScheduler"},
               {"_diffusers_version", kDiffusersVersion},
               {"num_train_timesteps", steps},
-              {"beta_start", schedule == "cosine" ? 1e-4 : 1e-4 * scale},
-              {"beta_end", schedule == "cosine" ? 0.02 : 0.02 * scale},
-              {"beta_schedule", beta_schedule},
+              {"beta_start", cosine ? 1e-4 : 1e-4 * scale},
+              {"beta_end", cosine ? 0.02 : 0.02 * scale},
+              {"beta_schedule", diffusers_beta_schedule(d.schedule)},
               {"trained_betas", nullptr},
-              {"variance_type", d.at("variance")},
-              {"clip_sample", s.at("clip")},
+              {"variance_type", variance_name(d.variance)},
+              {"clip_sample", s.clip},
               {"clip_sample_range", 1.0},
-              {"prediction_type", prediction == "x0" ? "sample" : prediction == "v" ? "v_prediction" : "epsilon"},
+              {"prediction_type", diffusers_prediction_type(d.prediction)},
               {"thresholding", false},
               {"dynamic_thresholding_ratio", 0.995},
               {"sample_max_value", 1.0},
-              {"timestep_spacing", spacing == "even" ? "linspace" : spacing},
+              {"timestep_spacing", s.spacing == TimestepSpacing::Even ? "linspace" : timestep_spacing_name(s.spacing)},
               {"steps_offset", 0},
               {"rescale_betas_zero_snr", false}};
 }
@@ -113,7 +125,7 @@ void export_diffusers(const std::string& run_dir, const std::string& out_dir, co
   TrainedModel m = load_trained_model(run_dir, overrides, false);
   const Json unet = diffusers_unet_config(m.config, m.image_shape);
   const Json scheduler = diffusers_scheduler_config(m.config);
-  const int levels = static_cast<int>(m.config.at("model").at("channel_mult").size());
+  const int levels = static_cast<int>(m.config.model.channel_mult.size());
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (const NamedParameter& p : m.params->entries())
     tensors.emplace_back(diffusers_name_of(p.name, levels), to_diffusers_layout(p.value));

@@ -7,13 +7,13 @@
 #include <vector>
 
 #include "engine/tensor.h"
-#include "tools/config.h"
+#include "tools/typed_config.h"
 
 namespace ddpm {
 
-// UNet2DModel's config.json and DDPMScheduler's scheduler_config.json for a resolved engine config.
-Json diffusers_unet_config(const Json& config, const Shape& image_shape);
-Json diffusers_scheduler_config(const Json& config);
+// UNet2DModel's config.json and DDPMScheduler's scheduler_config.json for an engine config.
+Json diffusers_unet_config(const Config& config, const Shape& image_shape);
+Json diffusers_scheduler_config(const Config& config);
 
 void export_diffusers(const std::string& run_dir, const std::string& out_dir, const std::vector<std::string>& overrides);
 

@@ -11,7 +11,7 @@
 #include "engine/optim/ema.h"
 #include "tools/checkpoint.h"
 #include "tools/diffusers_names.h"
-#include "tools/runtime.h"
+#include "tools/factories.h"
 
 namespace ddpm {
 
@@ -294,9 +294,9 @@ std::vector<std::string> import_diffusers(const std::string& dir, const std::str
                     "epsilon, fixed_small, clip_sample)");
   const Json scheduler = layout.scheduler_file.empty() ? Json() : read_json(layout.scheduler_file);
   Shape image_shape;
-  Json config = engine_config_from_diffusers(read_json(fs::path(layout.unet_dir) / "config.json"), scheduler,
+  const Json config = engine_config_from_diffusers(read_json(fs::path(layout.unet_dir) / "config.json"), scheduler,
                                              &image_shape, &notes);
-  config = apply_overrides(config, overrides);
+  const Config parsed = recorded_config(config, overrides);
 
   const fs::path weights = fs::path(layout.unet_dir) / "diffusion_pytorch_model.safetensors";
   DDPM_CHECK(fs::exists(weights), "import diffusers: '", weights.string(), "' is missing",
@@ -308,9 +308,9 @@ std::vector<std::string> import_diffusers(const std::string& dir, const std::str
   std::map<std::string, const Tensor*> by_name;  // modern diffusers names
   for (const auto& [name, t] : file.tensors) by_name[modern_attention_name(name)] = &t;
 
-  std::unique_ptr<Denoiser> model = build_model(config, image_shape);
+  std::unique_ptr<Denoiser> model = build_model(parsed, image_shape);
   ParameterSet params(*model, 0, Device::CPU);
-  const int levels = static_cast<int>(config["model"]["channel_mult"].size());
+  const int levels = static_cast<int>(parsed.model.channel_mult.size());
   std::set<std::string> used;
   for (const NamedParameter& p : params.entries()) {  // check everything before writing anything
     const std::string name = diffusers_name_of(p.name, levels);
@@ -330,11 +330,11 @@ std::vector<std::string> import_diffusers(const std::string& dir, const std::str
     p.value.copy_from(from_diffusers_layout(*by_name.at(diffusers_name_of(p.name, levels))));
 
   fs::create_directories(run_dir);
-  write_file_atomically((fs::path(run_dir) / "config.json").string(), config.dump(2) + "\n");
-  const Ema ema(params, config["train"]["ema_decay"].get<double>());
+  write_file_atomically((fs::path(run_dir) / "config.json").string(), parsed.json.dump(2) + "\n");
+  const Ema ema(params, parsed.train.ema_decay);
   const Adam adam(params, AdamConfig{});
   const Json state{{"step", 0},
-                   {"config", config},
+                   {"config", parsed.json},
                    {"image_shape", image_shape},
                    {"imported_from", {{"format", "diffusers"}, {"path", dir}, {"notes", notes}}}};
   save_checkpoint(run_dir, params, ema, adam, state);

@@ -18,9 +18,9 @@ namespace ddpm {
 namespace {
 // The bound's fields of eval.json; writes the plot of its terms next to json_path.
 Json bits_per_dim(TrainedModel& m, const std::string& json_path) {
-  const Json& e = m.config.at("eval");
-  const ImageSet test = load_dataset(m.config, "test");
-  const int64_t count = std::min<int64_t>(e.at("count").get<int64_t>(), test.size()), batch = e.at("batch_size");
+  const EvalSection& e = m.config.eval;
+  const ImageSet test = load_dataset(m.config.data, "test");
+  const int64_t count = std::min<int64_t>(e.count, test.size()), batch = e.batch_size;
   DDPM_CHECK(count >= 1 && batch >= 1, "eval: count and batch_size must be at least 1");
   const int steps = m.diffusion->steps();
   const int64_t batches = (count + batch - 1) / batch;
@@ -43,7 +43,7 @@ Json bits_per_dim(TrainedModel& m, const std::string& json_path) {
     std::vector<int> labels;
     for (int64_t i : indices) labels.push_back(num_classes ? test.labels[static_cast<size_t>(i)] : 0);
     const ModelFn network = num_classes ? condition_on(labeled_model_fn(*m.model, {}), labels) : model_fn(*m.model, {});
-    const auto bound = m.diffusion->bits_per_dim(network, x0, seed_for(e.at("seed"), Purpose::Evaluation),
+    const auto bound = m.diffusion->bits_per_dim(network, x0, seed_for(e.seed, Purpose::Evaluation),
                                                  static_cast<uint64_t>(b) * static_cast<uint64_t>(steps), true,
                                                  [&](int done, int) { bar.update(b * steps + done, "", 1); });
     for (int t = 0; t < steps; ++t) {
@@ -88,7 +88,7 @@ int eval_command(const RunArgs& args) {
   DDPM_CHECK(!args.run_dir.empty(), "eval: give the run directory with --run RUN_DIR");
   const std::vector<std::string> metrics = parse_metric_list(args.metrics);
   TrainedModel m = load_trained_model(args.run_dir, args.overrides, true);
-  const QualityOptions quality = quality_options(args, metrics, m.config.at("eval").at("count"));
+  const QualityOptions quality = quality_options(args, metrics, m.config.eval.count);
   const std::string json_path = args.out.empty() ? args.run_dir + "/eval.json" : args.out;
   Json report{{"run", args.run_dir}, {"step", m.state.at("step")}};
   if (std::find(metrics.begin(), metrics.end(), "bpd") != metrics.end()) report.update(bits_per_dim(m, json_path));

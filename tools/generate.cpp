@@ -6,26 +6,33 @@
 #include "diffusion/samplers.h"
 #include "diffusion/timestep_spacing.h"
 #include "tools/image_io.h"
-#include "tools/runtime.h"
+#include "tools/factories.h"
 
 namespace ddpm {
 
 namespace {
-bool is_chain(const std::string& method) { return method == "ancestral" || method == "ddim"; }
+bool is_chain(SampleMethod method) { return method == SampleMethod::Ancestral || method == SampleMethod::Ddim; }
+
+Solver solver_of(SampleMethod method) {
+  switch (method) {
+    case SampleMethod::DpmPP2M: return Solver::DpmPP2M;
+    case SampleMethod::DpmPP3M: return Solver::DpmPP3M;
+    case SampleMethod::Heun: return Solver::Heun;
+    case SampleMethod::EulerAncestral: return Solver::EulerAncestral;
+    case SampleMethod::Ancestral:
+    case SampleMethod::Ddim: break;
+  }
+  detail::fail("generate: sample.method ", sample_method_name(method), " is a chain, not a noise-level solver");
+}
 
 // The solver's settings and noise levels (sample.method, steps, sigmas, rho and the churn keys).
 std::pair<SolverConfig, NoiseLevels> solver_setup(const GaussianDiffusion& diffusion, const GenerateOptions& o) {
-  DDPM_CHECK(is_chain(o.method) || o.method == "dpm++2m" || o.method == "dpm++3m" || o.method == "heun" ||
-                 o.method == "euler_a",
-             "sample.method must be ancestral, ddim, dpm++2m, dpm++3m, heun or euler_a, got \"", o.method, "\"");
-  DDPM_CHECK(o.steps > 0, "sample.method ", o.method, " needs sample.steps > 0, the number of noise levels "
-             "(e.g. 20; see docs/usage.md)");
-  DDPM_CHECK(o.sigmas == "auto" || o.sigmas == "discrete" || o.sigmas == "karras",
-             "sample.sigmas must be auto, discrete or karras, got \"", o.sigmas, "\"");
+  DDPM_CHECK(o.steps > 0, "sample.method ", sample_method_name(o.method), " needs sample.steps > 0, the number of "
+             "noise levels (e.g. 20; see docs/usage.md)");
   SolverConfig config = o.solver;
-  config.method = parse_solver(o.method);
+  config.method = solver_of(o.method);
   validate(config);
-  const bool karras = o.sigmas != "discrete";  // auto: Karras levels (tests/test_samplers_convergence.cpp says why)
+  const bool karras = o.sigmas != SigmaLevels::Discrete;  // auto: Karras levels (tests/test_samplers_convergence.cpp says why)
   DDPM_CHECK(karras || o.steps <= diffusion.steps(), "sample.steps ", o.steps, " exceeds the diffusion's ",
              diffusion.steps(), " steps with discrete levels; use fewer or sample.sigmas=karras");
   return {config, karras ? karras_levels(diffusion.schedule(), o.steps, o.rho)
@@ -50,22 +57,22 @@ int generate_evaluations(const GaussianDiffusion& diffusion, const GenerateOptio
   return solver_evaluations(config, levels);
 }
 
-GenerateOptions generate_options(const Json& s) {
+GenerateOptions generate_options(const SampleSection& s) {
   GenerateOptions o;
-  o.count = s.at("count");
-  o.method = s.at("method");
-  o.steps = s.at("steps");
-  o.eta = s.at("eta");
-  o.sigmas = s.at("sigmas");
-  o.rho = s.at("rho");
-  o.solver.s_churn = s.at("s_churn");
-  o.solver.s_tmin = s.at("s_tmin");
-  o.solver.s_tmax = s.at("s_tmax");
-  o.solver.s_noise = s.at("s_noise");
-  o.solver.eta = s.at("euler_eta");
-  o.spacing = s.value("spacing", "even");
-  o.clip = s.at("clip");
-  o.seed = seed_for(s.at("seed"), Purpose::Sampling);
+  o.count = s.count;
+  o.method = s.method;
+  o.steps = s.steps;
+  o.eta = s.eta;
+  o.sigmas = s.sigmas;
+  o.rho = s.rho;
+  o.solver.s_churn = s.s_churn;
+  o.solver.s_tmin = s.s_tmin;
+  o.solver.s_tmax = s.s_tmax;
+  o.solver.s_noise = s.s_noise;
+  o.solver.eta = s.euler_eta;
+  o.spacing = s.spacing;
+  o.clip = s.clip;
+  o.seed = seed_for(s.seed, Purpose::Sampling);
   return o;
 }
 
@@ -74,7 +81,7 @@ Tensor generate(Denoiser& model, const GaussianDiffusion& diffusion, const Shape
   DDPM_CHECK(o.count >= 1, "sample.count must be at least 1, got ", o.count);
   const bool chain_method = is_chain(o.method);
   const bool respace = chain_method && o.steps > 0 && o.steps < diffusion.steps();
-  const GaussianDiffusion chain = respace ? diffusion.respaced(sampling_steps(parse_timestep_spacing(o.spacing), diffusion.steps(), o.steps)) : diffusion;
+  const GaussianDiffusion chain = respace ? diffusion.respaced(sampling_steps(o.spacing, diffusion.steps(), o.steps)) : diffusion;
   const auto setup = chain_method ? std::pair<SolverConfig, NoiseLevels>() : solver_setup(diffusion, o);
   const int per_batch = generate_evaluations(diffusion, o);
   const bool was_training = model.training();
@@ -92,7 +99,7 @@ Tensor generate(Denoiser& model, const GaussianDiffusion& diffusion, const Shape
     const ModelFn fn = o.labels.empty() ? model_fn(model, {}) : guided_model_fn(model, o, first, n);
     Tensor x = !chain_method ? solve(diffusion, fn, Tensor::normal(shape, o.seed, options.stream, 0.0, 1.0, DType::F32, device),
                                      setup.second, setup.first, options)
-               : o.method == "ddim" ? sample_ddim(chain, fn, shape, DType::F32, device, o.eta, options)
+               : o.method == SampleMethod::Ddim ? sample_ddim(chain, fn, shape, DType::F32, device, o.eta, options)
                                     : sample_ancestral(chain, fn, shape, DType::F32, device, options);
     const Tensor host = x.to(Device::CPU);
     std::copy_n(host.data<float>(), host.numel(), out.data<float>() + first * host.numel() / n);

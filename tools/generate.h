@@ -8,19 +8,19 @@
 #include "diffusion/gaussian_diffusion.h"
 #include "diffusion/solvers.h"
 #include "models/denoiser.h"
-#include "tools/config.h"
+#include "tools/typed_config.h"
 
 namespace ddpm {
 
 struct GenerateOptions {
   int64_t count = 64;
-  std::string method = "ancestral";  // or "ddim", "dpm++2m", "dpm++3m", "heun", "euler_a"
+  SampleMethod method = SampleMethod::Ancestral;
   int steps = 0;                     // ancestral, ddim: 0 every step, else respaced; solvers: noise levels (> 0)
   double eta = 0.0;                  // DDIM only
-  std::string sigmas = "auto";       // solvers: "discrete", "karras", or auto (karras)
+  SigmaLevels sigmas = SigmaLevels::Auto;  // solvers: discrete, karras, or auto (karras)
   double rho = 7.0;                  // Karras levels
   SolverConfig solver;               // churn, s_noise, Euler-ancestral eta (method is set from `method`)
-  std::string spacing = "even";      // which steps a respaced chain visits (diffusion/timestep_spacing.h)
+  TimestepSpacing spacing = TimestepSpacing::Even;  // which steps a respaced chain visits
   bool clip = true;
   uint64_t seed = 0;
   int64_t batch = 256;
@@ -35,7 +35,7 @@ struct GenerateOptions {
 // The sample section's settings (count, method, steps, eta, the solver keys, spacing, clip and the
 // Philox seed): what `ddpm sample` and `ddpm eval --metrics` draw with. Labels are set apart
 // (tools/conditioning.h).
-GenerateOptions generate_options(const Json& sample);
+GenerateOptions generate_options(const SampleSection& sample);
 
 // [count, H, W, C] on the CPU; image_shape = {H, W, C}.
 Tensor generate(Denoiser& model, const GaussianDiffusion& diffusion, const Shape& image_shape, Device device,

@@ -3,23 +3,24 @@
 #include <cstdio>
 #include <map>
 
-#include "engine/cpu_runtime.h"
+#include "engine/cpu_startup_env.h"
 #include "engine/nn/parameters.h"
 #include "tools/checkpoint.h"
 #include "tools/commands.h"
-#include "tools/runtime.h"
+#include "tools/factories.h"
 
 namespace ddpm {
 
 int info_command(const RunArgs& args) {
-  Json config, state;
+  Json state;
+  Config config;
   if (!args.run_dir.empty()) {
     state = read_checkpoint_state(args.run_dir);
-    config = apply_overrides(state.at("config"), args.overrides);
+    config = recorded_config(state.at("config"), args.overrides);
   } else {
-    config = resolve_config(args.config_file, args.overrides);
+    config = load_config(args.config_file, args.overrides);
   }
-  const Shape shape = state.is_null() ? image_shape_of(config) : state.at("image_shape").get<Shape>();
+  const Shape shape = state.is_null() ? image_shape_of(config.data) : state.at("image_shape").get<Shape>();
   std::unique_ptr<Denoiser> model = build_model(config, shape);
   int64_t total = 0;
   std::map<std::string, int64_t> by_block;
@@ -33,19 +34,19 @@ int info_command(const RunArgs& args) {
     by_block[block] += t.numel();
     total += t.numel();
   });
-  const GaussianDiffusion diffusion = build_diffusion(config);
-  std::printf("model: %s, input %s, %lld parameters\n", config["model"]["type"].get<std::string>().c_str(),
+  const GaussianDiffusion diffusion = build_diffusion(config.diffusion);
+  std::printf("model: %s, input %s, %lld parameters\n", model_type_name(config.model.type),
               shape_str(shape).c_str(), static_cast<long long>(total));
   for (const std::string& block : order)
     std::printf("  %-28s %12lld\n", block.c_str(), static_cast<long long>(by_block[block]));
   std::printf("diffusion: %d steps, %s schedule, %s prediction, %s variance, %s loss\n", diffusion.steps(),
-              config["diffusion"]["schedule"].get<std::string>().c_str(),
+              beta_schedule_name(config.diffusion.schedule),
               prediction_name(diffusion.config().prediction), variance_name(diffusion.config().variance),
               loss_name(diffusion.config().loss));
   // info describes a config even where it cannot run (a CUDA config on a CPU-only machine).
   std::string device;
   try {
-    device = device_name(choose_device(config["train"]["device"]));
+    device = device_name(choose_device(config.train.device));
   } catch (const Error& e) {
     device = std::string("none usable here (") + e.what() + ")";
   }

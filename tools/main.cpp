@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/cpu_runtime.h"
+#include "engine/cpu_startup_env.h"
 #include "engine/error.h"
 #include "tools/commands.h"
 #include "tools/config.h"
@@ -171,7 +171,7 @@ Parsed parse(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  ddpm::configure_cpu_runtime(argv);
+  ddpm::set_cpu_startup_env(argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

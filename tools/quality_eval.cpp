@@ -81,14 +81,18 @@ uint64_t fnv1a(const std::string& s) {
   return h;
 }
 
-Reference reference_stats(const Json& config, FeatureNetwork& network, const QualityOptions& o, int64_t batch) {
-  Json data = config.at("data");
-  data.erase("random_flip");
-  const Json key{{"data", data}, {"split", o.reference}, {"count", o.count}, {"features", network.name()}};
+// What identifies the images of a data section: every key but random_flip, as the run records them.
+Json data_key(const DataSection& d) {
+  return Json{{"dataset", dataset_name(d.dataset)}, {"path", d.path},         {"toy", d.toy},
+              {"toy_size", d.toy_size},             {"channels", d.channels}, {"limit", d.limit}};
+}
+
+Reference reference_stats(const DataSection& data, FeatureNetwork& network, const QualityOptions& o, int64_t batch) {
+  const Json key{{"data", data_key(data)}, {"split", o.reference}, {"count", o.count}, {"features", network.name()}};
   char hash[17];
   std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(fnv1a(key.dump())));
   Reference r;
-  const std::string stem = o.cache_dir + "/" + data.at("dataset").get<std::string>() + "-" + o.reference + "-" +
+  const std::string stem = o.cache_dir + "/" + dataset_name(data.dataset) + "-" + o.reference + "-" +
                            std::to_string(o.count) + "-" + hash;
   r.path = stem + ".npz";
   if (fs::exists(r.path) && fs::exists(stem + ".json")) {
@@ -109,7 +113,7 @@ Reference reference_stats(const Json& config, FeatureNetwork& network, const Qua
     }
   }
   std::fprintf(stderr, "reference statistics: computing %s\n", r.path.c_str());
-  const ImageSet set = load_dataset(config, o.reference);
+  const ImageSet set = load_dataset(data, o.reference);
   r.count = std::min(o.count, set.size());
   DDPM_CHECK(r.count >= 2, "eval: the ", o.reference, " split has ", set.size(), " images; the reference needs at least 2");
   FeatureStats stats(network.feature_dim(), true);
@@ -211,8 +215,8 @@ QualityOptions quality_options(const RunArgs& args, const std::vector<std::strin
 
 Json quality_eval(TrainedModel& m, FeatureNetwork& network, const QualityOptions& o) {
   const auto started = std::chrono::steady_clock::now();
-  const Json& e = m.config.at("eval");
-  const int64_t batch = e.at("batch_size").get<int64_t>();
+  const EvalSection& e = m.config.eval;
+  const int64_t batch = e.batch_size;
   DDPM_CHECK(batch >= 1, "eval.batch_size must be at least 1, got ", batch);
   const bool want_is = wants(o.metrics, "is"), want_kid = wants(o.metrics, "kid");
   const bool want_pr = wants(o.metrics, "precision") || wants(o.metrics, "recall");
@@ -229,7 +233,7 @@ Json quality_eval(TrainedModel& m, FeatureNetwork& network, const QualityOptions
   }
   const int64_t d = network.feature_dim();
 
-  const Reference ref = reference_stats(m.config, network, o, batch);
+  const Reference ref = reference_stats(m.config.data, network, o, batch);
   const double reference_seconds = seconds_since(started);
 
   // The source's features, streamed: `chunk` images at a time, never all of them at once.
@@ -237,8 +241,8 @@ Json quality_eval(TrainedModel& m, FeatureNetwork& network, const QualityOptions
   FeatureStats stats(d, want_kid || want_pr);
   std::vector<float> logits;  // [count, K] when IS or accuracy needs them
   const bool want_logits = want_is || want_accuracy;
-  const uint64_t eval_seed = seed_for(e.at("seed"), Purpose::Evaluation);
-  const Json& s = m.config.at("sample");
+  const uint64_t eval_seed = seed_for(e.seed, Purpose::Evaluation);
+  const SampleSection& s = m.config.sample;
   GenerateOptions g = generate_options(s);
   g.batch = kSampleChunk;
   // A conditional model draws its classes as `ddpm sample` would (sample.class, default all: equal
@@ -247,7 +251,7 @@ Json quality_eval(TrainedModel& m, FeatureNetwork& network, const QualityOptions
   if (o.source == "samples") {
     GenerateOptions all = g;
     all.count = o.count;
-    choose_sample_classes(m.config, class_names_of_run(m.state), m.model->num_classes(), all);
+    choose_sample_classes(s, class_names_of_run(m.state), m.model->num_classes(), all);
     g.guidance = all.guidance;
     labels.assign(all.labels.begin(), all.labels.begin() + std::min<int64_t>(o.count, all.labels.size()));
   }
@@ -255,7 +259,7 @@ Json quality_eval(TrainedModel& m, FeatureNetwork& network, const QualityOptions
   ImageSet train;
   std::vector<int64_t> train_order;  // a random N of the training images, drawn by eval.seed
   if (o.source == "train") {
-    train = load_dataset(m.config, "train");
+    train = load_dataset(m.config.data, "train");
     DDPM_CHECK(o.count <= train.size(), "eval: --count ", o.count, " exceeds the ", train.size(),
                " images of the train split (--source train)");
     train_order = epoch_permutation(train.size(), eval_seed, 0);
@@ -339,13 +343,13 @@ Json quality_eval(TrainedModel& m, FeatureNetwork& network, const QualityOptions
               {"count", o.count},
               {"reference", {{"split", o.reference}, {"count", ref.count}, {"cache", ref.path}, {"cached", ref.cached}}},
               {"feature_network", {{"name", network.name()}, {"dim", d}, {"logits", network.has_logits()}}},
-              {"seeds", {{"eval", e.at("seed")}, {"sample", s.at("seed")}}},
+              {"seeds", {{"eval", e.seed}, {"sample", s.seed}}},
               {"wall_seconds", {{"reference", reference_seconds}, {"source", source_seconds}, {"metrics", metric_seconds},
                                 {"total", seconds_since(started)}}}};
   if (sampling)
-    report["sampler"] = {{"method", g.method}, {"evaluations", chain}, {"eta", g.eta}, {"clip", g.clip},
+    report["sampler"] = {{"method", sample_method_name(g.method)}, {"evaluations", chain}, {"eta", g.eta}, {"clip", g.clip},
                          {"philox_seed", g.seed}, {"chunk", kSampleChunk}, {"guidance", g.guidance},
-                         {"class", s.value("class", "")}};
+                         {"class", s.class_spec}};
   if (o.source == "noise") report["noise"] = {{"philox_seed", eval_seed}, {"stream_tag", kNoiseStreamTag}};
   return report;
 }

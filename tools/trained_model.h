@@ -6,13 +6,13 @@
 #include <vector>
 
 #include "engine/nn/parameters.h"
-#include "tools/runtime.h"
+#include "tools/factories.h"
 
 namespace ddpm {
 
 struct TrainedModel {
-  Json config;
-  Json state;
+  Config config;  // the recorded config with the command's --set overrides
+  Json state;     // checkpoint.json
   Shape image_shape;
   Device device;
   std::unique_ptr<Denoiser> model;

@@ -12,14 +12,14 @@ Adam::Adam(const ParameterSet& params, AdamConfig config)
       config_(config),
       m_(Tensor::zeros(params.values().shape(), params.values().dtype(), params.values().device())),
       v_(Tensor::zeros(params.values().shape(), params.values().dtype(), params.values().device())) {
-  DDPM_CHECK(config.lr >= 0 && config.beta1 >= 0 && config.beta1 < 1 && config.beta2 >= 0 &&
-                 config.beta2 < 1 && config.eps > 0 && config.weight_decay >= 0,
-             "adam: invalid hyper-parameters (need lr >= 0, 0 <= beta1, beta2 < 1, eps > 0, "
-             "weight_decay >= 0), got lr ", config.lr, ", betas (", config.beta1, ", ", config.beta2,
-             "), eps ", config.eps, ", weight_decay ", config.weight_decay);
+  DDPM_CHECK(config.beta1 >= 0 && config.beta1 < 1 && config.beta2 >= 0 && config.beta2 < 1 && config.eps > 0 &&
+                 config.weight_decay >= 0,
+             "adam: invalid hyper-parameters (need 0 <= beta1, beta2 < 1, eps > 0, weight_decay >= 0), got betas (",
+             config.beta1, ", ", config.beta2, "), eps ", config.eps, ", weight_decay ", config.weight_decay);
 }
 
 void Adam::step(double lr, double grad_scale, const Ema* ema) {
+  DDPM_CHECK(lr >= 0, "adam: the learning rate must be >= 0, got ", lr);
   ++steps_;
   adam_step_args args;
   args.params = params_.values();

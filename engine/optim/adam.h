@@ -7,8 +7,8 @@ namespace ddpm {
 
 class Ema;
 
+// The learning rate is not here: step() takes it, from the caller's schedule (tools/lr_schedule.h).
 struct AdamConfig {
-  double lr = 2e-4;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   double weight_decay = 0.0;
   bool decoupled_weight_decay = false;  // true: AdamW (Loshchilov and Hutter); false: L2 in the gradient

@@ -1,4 +1,4 @@
-// Counters of the CUDA caching allocator (kernels/cuda/runtime.cpp), for tests and benchmarks:
+// Counters of the CUDA caching allocator (kernels/cuda/device_memory.cpp), for tests and benchmarks:
 // a training step that is warm makes no new device allocation, which a test checks by comparing
 // device_allocations before and after a repeated op sequence.
 #pragma once

@@ -2,7 +2,7 @@
 // workspace for kernel scratch. Created on first use; all on the current device.
 //
 // Every kernel launch, library call and copy must go to stream(): the caching allocator
-// (runtime.cpp) reuses freed blocks at once, which is only safe because all work is ordered on
+// (device_memory.cpp) reuses freed blocks at once, which is only safe because all work is ordered on
 // this one stream.
 #pragma once
 #include <cublasLt.h>

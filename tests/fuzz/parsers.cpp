@@ -16,7 +16,7 @@
 #include "tools/data/cifar.h"
 #include "tools/data/idx.h"
 #include "tools/data/image_folder.h"
-#include "tools/runtime.h"
+#include "tools/factories.h"
 
 namespace ddpm::fuzz {
 
@@ -57,9 +57,9 @@ void checkpoint(const uint8_t* data, size_t size) {
 void config(const uint8_t* data, size_t size) {
   const std::string path = write_scratch("config.json", data, size);
   refusals_allowed([&] {
-    const Json config = resolve_config(path, {});
-    build_diffusion(config);
-    image_shape_of(config);
+    const Config config = load_config(path, {});
+    build_diffusion(config.diffusion);
+    image_shape_of(config.data);
   });
 }
 

@@ -28,7 +28,7 @@ StepResult one_step(Device device, bool bfloat16 = false) {
   c.num_res_blocks = 1, c.attention_resolutions = {8}, c.heads = 2, c.dropout = 0.1;
   UNet model(c);
   ParameterSet params(model, 7, device);  // Philox initialization: identical on both devices
-  Adam adam(params, {1e-3});
+  Adam adam(params, AdamConfig{});
   Ema ema(params, 0.9);
   DiffusionConfig dc;
   dc.variance = VarianceType::LearnedRange;
@@ -37,7 +37,7 @@ StepResult one_step(Device device, bool bfloat16 = false) {
   const Tensor x0 = Tensor::uniform({4, 16, 16, 3}, 1, 2, -1, 1, DType::F32, device);
   const DropoutKey key{3, 4};
   ModelFn network = [&](const Tensor& x, const Tensor& t) { return model.forward(x, t, key); };
-  if (bfloat16)  // as tools/runtime.cpp's in_bfloat16: the layers compute in bfloat16
+  if (bfloat16)  // as tools/factories.cpp's in_bfloat16: the layers compute in bfloat16
     network = [inner = network](const Tensor& x, const Tensor& t) {
       return convert(inner(convert(x, DType::BF16), t), DType::F32);
     };

@@ -1,4 +1,5 @@
-// Start-up tuning of the CPU runtime that can only happen before the libraries load.
+// Environment variables for OpenBLAS and libgomp that must be set before the libraries load:
+// set_cpu_startup_env re-executes the program with them.
 #pragma once
 
 namespace ddpm {
@@ -14,7 +15,7 @@ namespace ddpm {
 //    images/s in training (docs/benchmarks.md).
 // Call first thing in main(). Variables the user already set are left alone; when nothing needs
 // setting it returns without re-executing.
-void configure_cpu_runtime(char** argv);
+void set_cpu_startup_env(char** argv);
 
 // The OpenBLAS kernel family in use ("SkylakeX", "Haswell", ...).
 const char* blas_core_name();

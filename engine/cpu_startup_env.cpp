@@ -1,4 +1,4 @@
-#include "engine/cpu_runtime.h"
+#include "engine/cpu_startup_env.h"
 
 #include <cblas.h>
 #include <unistd.h>
@@ -24,7 +24,7 @@ const char* better_blas_core() {
 }
 }  // namespace
 
-void configure_cpu_runtime(char** argv) {
+void set_cpu_startup_env(char** argv) {
   bool changed = false;
   if (!std::getenv("OPENBLAS_CORETYPE"))
     if (const char* core = better_blas_core()) changed |= setenv("OPENBLAS_CORETYPE", core, 1) == 0;
