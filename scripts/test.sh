@@ -9,4 +9,4 @@ jobs=$(nproc 2>/dev/null || echo 2)
 bash scripts/setup.sh
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build" -j "$jobs"
-ctest --test-dir "$build" --output-on-failure -j "$jobs" -LE slow
+ctest --test-dir "$build" --output-on-failure -j "$jobs"

@@ -154,7 +154,7 @@ TEST_CASE("data parallel: 2 ranks train what 1 process trains with the same glob
   REQUIRE(fs::exists(dir / "two/samples.png"));
 }
 
-TEST_CASE("data parallel: a run resumes with a different number of ranks", "[mpi]") {
+TEST_CASE("data parallel: a run resumes with a different number of ranks", "[mpi][slow]") {
   TempDir dir;
   REQUIRE(run_single(small_unet_run(dir / "whole", 4), dir / "whole_log").status == 0);
   // 2 ranks to step 2, then 1 process to step 4; and the other way round.

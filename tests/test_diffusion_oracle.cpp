@@ -228,7 +228,7 @@ TEST_CASE("oracle: expected KL terms match E[KL] = c1^2 Var(x0|x_t) / (2 beta_ti
   }
 }
 
-TEST_CASE("oracle: ancestral sampling reproduces N(m, s^2), full and respaced", "[diffusion][oracle][sampling]") {
+TEST_CASE("oracle: ancestral sampling reproduces N(m, s^2), full and respaced", "[diffusion][oracle][sampling][slow]") {
   // Every chain's output moments are known exactly (the chain is linear-Gaussian); the samples must
   // match them statistically. With the true reverse variance (a learned-range model) the chain
   // reproduces the data for any respacing, up to the variance c1^2 Var(x0|x_1) that the noiseless
@@ -271,7 +271,7 @@ TEST_CASE("oracle: ancestral sampling reproduces N(m, s^2), full and respaced", 
   }
 }
 
-TEST_CASE("oracle: DDIM with eta = 0 is deterministic and reproduces N(m, s^2)", "[diffusion][oracle][sampling]") {
+TEST_CASE("oracle: DDIM with eta = 0 is deterministic and reproduces N(m, s^2)", "[diffusion][oracle][sampling][slow]") {
   const Schedule full(BetaSchedule::Linear, 1000);
   GaussianDiffusion d(full, {});
   const int64_t n = 40000;

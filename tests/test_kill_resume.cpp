@@ -44,7 +44,7 @@ void require_same_run(const std::string& run, const std::string& reference) {
 }  // namespace
 
 TEST_CASE("cli: SIGKILL at 20 random moments around checkpoints always resumes to the uninterrupted run",
-          "[cli][resume][kill]") {
+          "[cli][resume][kill][slow]") {
   TempDir dir;
   const std::string reference = dir / "reference";
   REQUIRE(run_ddpm(toy_run(reference)).status == 0);
