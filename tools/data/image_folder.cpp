@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "tools/data/file_bytes.h"
-#include "tools/data/jpeg_check.h"
+#include "tools/data/jpeg_decode.h"
 
 namespace ddpm {
 
@@ -68,15 +68,25 @@ ImageSet load_image_folder(const std::string& dir, int channels) {
   float* out = nullptr;
   for (size_t i = 0; i < files.size(); ++i) {
     const std::string path = files[i].string();
-    int w = 0, h = 0, stored_channels = 0;
     const std::vector<uint8_t> bytes = read_file_bytes(path);
-    const std::string problem = jpeg_huffman_problem(bytes.data(), bytes.size());
-    DDPM_CHECK(problem.empty(), "image folder: cannot decode ", path, ": corrupt JPEG: ", problem);
-    DDPM_CHECK(bytes.size() <= static_cast<size_t>(INT32_MAX), "image folder: ", path, " is too large to decode");
-    std::unique_ptr<stbi_uc, StbFree> pixels(stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w,
-                                                                   &h, &stored_channels, channels));
-    DDPM_CHECK(pixels != nullptr, "image folder: cannot decode ", path, ": ",
-               stbi_failure_reason() ? stbi_failure_reason() : "unknown stb_image error");
+    // JPEG through libjpeg-turbo (tools/data/jpeg_decode.h), PNG through stb_image.
+    DecodedImage image;
+    if (looks_like_jpeg(bytes.data(), bytes.size())) {
+      try {
+        image = decode_jpeg(bytes.data(), bytes.size(), channels);
+      } catch (const Error& e) {
+        detail::fail("image folder: cannot decode ", path, ": ", e.what());
+      }
+    } else {
+      DDPM_CHECK(bytes.size() <= static_cast<size_t>(INT32_MAX), "image folder: ", path, " is too large to decode");
+      int stored_channels = 0;
+      std::unique_ptr<stbi_uc, StbFree> pixels(stbi_load_from_memory(
+          bytes.data(), static_cast<int>(bytes.size()), &image.width, &image.height, &stored_channels, channels));
+      DDPM_CHECK(pixels != nullptr, "image folder: cannot decode ", path, ": ",
+                 stbi_failure_reason() ? stbi_failure_reason() : "unknown stb_image error");
+      image.pixels.assign(pixels.get(), pixels.get() + static_cast<size_t>(image.width) * image.height * channels);
+    }
+    const int w = image.width, h = image.height;
     if (i == 0) {
       // The first image fixes the size; the tensor is allocated once for all files.
       width = w;
@@ -88,7 +98,7 @@ ImageSet load_image_folder(const std::string& dir, int channels) {
                files[0].string(), " is ", width, "x", height,
                "; all images must have the same size (resize them first)");
     const size_t count = static_cast<size_t>(w) * static_cast<size_t>(h) * channels;
-    for (size_t k = 0; k < count; ++k) *out++ = pixel_from_byte(pixels.get()[k]);
+    for (size_t k = 0; k < count; ++k) *out++ = pixel_from_byte(image.pixels[k]);
   }
   set.description = "image folder " + dir + ": " + std::to_string(files.size()) + " images " +
                     std::to_string(width) + "x" + std::to_string(height) + "x" +
