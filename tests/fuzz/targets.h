@@ -14,7 +14,7 @@ void checkpoint(const uint8_t* data, size_t size);    // checkpoint.json, then l
 void config(const uint8_t* data, size_t size);        // a JSON config file, validated and built
 void idx(const uint8_t* data, size_t size);           // an IDX image file and label file pair
 void cifar(const uint8_t* data, size_t size);         // a CIFAR-10 binary batch (gzip or not)
-void image_folder(const uint8_t* data, size_t size);  // a folder holding one PNG/JPEG (stb_image)
+void image_folder(const uint8_t* data, size_t size);  // a folder holding one PNG (stb_image) or JPEG (libjpeg-turbo)
 
 struct Target {
   const char* name;  // also the corpus folder: tests/fuzz/corpus/<name>/
