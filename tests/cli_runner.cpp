@@ -1,5 +1,7 @@
 #include "tests/cli_runner.h"
 
+#include <stb/stb_image_write.h>
+
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +17,17 @@
 namespace ddpm::test {
 
 namespace fs = std::filesystem;
+
+void write_two_class_folder(const std::string& root) {
+  for (const char* name : {"bright", "dark"}) {
+    fs::create_directories(root + "/" + name);
+    for (int k = 0; k < 12; ++k) {
+      const uint8_t pixel = static_cast<uint8_t>((name[0] == 'b' ? 200 : 25) + 3 * k);
+      const std::string path = root + "/" + name + "/" + std::to_string(k) + ".png";
+      if (!stbi_write_png(path.c_str(), 1, 1, 1, &pixel, 1)) throw std::runtime_error("cannot write " + path);
+    }
+  }
+}
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path);

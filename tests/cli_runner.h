@@ -35,6 +35,10 @@ struct TempDir {
 
 std::string read_text(const std::string& path);
 
+// A labelled image folder for conditional runs: ROOT/bright and ROOT/dark, 12 one-pixel gray PNGs
+// each, bytes 200..233 (mean pixel +0.70) and 25..58 (mean -0.67), so an MLP learns them in a second.
+void write_two_class_folder(const std::string& root);
+
 // The lines of RUN/metrics.jsonl, parsed.
 std::vector<nlohmann::json> metrics_of(const std::string& run);
 

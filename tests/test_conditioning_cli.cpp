@@ -2,8 +2,6 @@
 // classes (bright and dark one-pixel images, so the MLP denoiser learns them in a second) trained
 // briefly, then sampled by class with and without guidance and evaluated per class; a conditional
 // UNet on Fashion-MNIST resumed exactly with label dropout; the refusals.
-#include <stb/stb_image_write.h>
-
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <numeric>
@@ -17,19 +15,6 @@ using Json = nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-// Two classes of 1x1 gray images: "bright" bytes 200..233 (mean pixel +0.70), "dark" 25..58
-// (mean -0.67).
-void write_two_classes(const std::string& root) {
-  for (const char* name : {"bright", "dark"}) {
-    fs::create_directories(root + "/" + name);
-    for (int k = 0; k < 12; ++k) {
-      const uint8_t pixel = static_cast<uint8_t>((name[0] == 'b' ? 200 : 25) + 3 * k);
-      const std::string path = root + "/" + name + "/" + std::to_string(k) + ".png";
-      REQUIRE(stbi_write_png(path.c_str(), 1, 1, 1, &pixel, 1) != 0);
-    }
-  }
-}
-
 std::vector<std::string> folder_run(const std::string& data, const std::string& out, int steps) {
   return {"train", "--out", out, "--set", "data.dataset=folder", "--set", "data.path=" + data, "--set",
           "data.channels=1", "--set", "model.num_classes=2", "--set", "model.type=mlp", "--set",
@@ -50,7 +35,7 @@ double mean_of(const std::string& raw) {
 TEST_CASE("cli: a class-conditional run trains, samples by class with guidance, and evaluates per class",
           "[cli][conditioning]") {
   TempDir dir;
-  write_two_classes(dir / "data");
+  write_two_class_folder(dir / "data");
   const std::string run = dir / "run";
   Outcome train = run_ddpm(folder_run(dir / "data", run, 600));
   INFO(train.err);

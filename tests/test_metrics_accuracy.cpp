@@ -1,8 +1,6 @@
 // `ddpm eval --metrics accuracy`: the share of a conditional run's samples that the feature
 // network's logits assign to the class each was drawn for, overall and per class, against the
 // same share computed here from the images the network saw; and its refusals.
-#include <stb/stb_image_write.h>
-
 #include <catch2/catch.hpp>
 #include <filesystem>
 
@@ -15,20 +13,8 @@ using Catch::Contains;
 namespace fs = std::filesystem;
 
 namespace {
-// Two classes of 1x1 gray images, "bright" (bytes 200..233) and "dark" (25..58).
-void write_two_classes(const std::string& root) {
-  for (const char* name : {"bright", "dark"}) {
-    fs::create_directories(root + "/" + name);
-    for (int k = 0; k < 12; ++k) {
-      const uint8_t pixel = static_cast<uint8_t>((name[0] == 'b' ? 200 : 25) + 3 * k);
-      const std::string path = root + "/" + name + "/" + std::to_string(k) + ".png";
-      REQUIRE(stbi_write_png(path.c_str(), 1, 1, 1, &pixel, 1) != 0);
-    }
-  }
-}
-
 // features [N, 2] = (p, p^2) of the single pixel p; logits [N, classes] favour class 0 ("bright")
-// when p > 0.1, else class 1; with no_logits, none.
+// when p > 0.1, else class 1; none when `logits` is false.
 class PixelSignNetwork : public FeatureNetwork {
  public:
   PixelSignNetwork(int64_t classes, bool logits) : classes_(classes), logits_(logits) {}
@@ -68,7 +54,7 @@ QualityOptions accuracy_options(const std::string& cache, int64_t count, const s
 TEST_CASE("metrics eval: accuracy is the share of samples classified as their requested class",
           "[metrics][eval][conditioning]") {
   TempDir dir;
-  write_two_classes(dir / "data");
+  write_two_class_folder(dir / "data");
   const std::string run = dir / "run";
   const Outcome train = run_ddpm({"train", "--out", run, "--set", "data.dataset=folder", "--set",
                                   "data.path=" + (dir / "data"), "--set", "data.channels=1", "--set",
