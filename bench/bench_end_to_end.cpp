@@ -108,6 +108,7 @@ int main(int argc, char** argv) {
     const double lr = t.lr;
     Adam adam(params, {0.9, 0.999, 1e-8, t.weight_decay, t.adamw});
     Ema ema(params, t.ema_decay);
+    if (mixed) params.keep_compute_copy(DType::BF16);  // as tools/train_setup.cpp
     const GaussianDiffusion diffusion = build_diffusion(config.diffusion);
     const double clip = t.grad_clip;
 
@@ -150,6 +151,7 @@ int main(int argc, char** argv) {
         const Tensor loss = mean(diffusion.training_losses(network, x0, ts, 4, step).loss);
         params.zero_grad();
         backward(loss);
+        params.fold_compute_grads();
         if (clip > 0) clip_grad_norm(params, clip);
         adam.step(lr, 1.0, &ema);
       };
