@@ -33,6 +33,9 @@
 #include "engine/optim/adam.h"
 #include "engine/optim/ema.h"
 #include "tools/factories.h"
+#if DDPM_WITH_CUDA
+#include "kernels/cuda/launch_count.h"
+#endif
 
 namespace {
 
@@ -155,7 +158,16 @@ int main(int argc, char** argv) {
         if (clip > 0) clip_grad_norm(params, clip);
         adam.step(lr, 1.0, &ema);
       };
-      report("train_step", batch, time_ms(device, o.warmup, o.iters, train_step));
+      const auto ms = time_ms(device, o.warmup, o.iters, train_step);
+      Json extra = Json::object();
+#if DDPM_WITH_CUDA
+      if (device == Device::CUDA) {  // our own kernels in one more, warm step (not cuBLAS's or cuDNN's)
+        const uint64_t before = cuda::kernel_launches();
+        train_step();
+        extra["kernel_launches_per_step"] = cuda::kernel_launches() - before;
+      }
+#endif
+      report("train_step", batch, ms, extra);
     }
     model->train(false);
     NoGradGuard no_grad;
