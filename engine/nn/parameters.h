@@ -37,8 +37,10 @@ class ParameterSet {
   // parameter gets a leaf view into it (TensorImpl::compute_copy) that layers computing in `dtype`
   // read instead of converting the master (engine/nn/layers.cpp); its gradient is a view into
   // compute_grads(), which fold_compute_grads() adds into grads() in one pass after backward.
-  // Adam rewrites the copy in its update pass; whoever else writes values() (checkpoint loading,
-  // broadcasts, EMA swaps) calls sync_compute_copy(). Called once, at set-up; syncs the copy.
+  // Called once, after loading and broadcasting the weights; syncs the copy. Adam rewrites it in
+  // its update pass; whoever else writes values() later calls sync_compute_copy() (Ema::swap_with
+  // does). Each parameter must be read once per forward: a second read would sum its gradient
+  // contributions in `dtype` instead of in the masters' dtype.
   void keep_compute_copy(DType dtype);
   const Tensor& compute_values() const { return compute_values_; }  // flat; undefined without a copy
   const Tensor& compute_grads() const { return compute_grads_; }    // flat; undefined without a copy
