@@ -33,6 +33,9 @@
 #include "engine/optim/adam.h"
 #include "engine/optim/ema.h"
 #include "tools/factories.h"
+#if DDPM_WITH_CUDA
+#include "kernels/cuda/launch_count.h"
+#endif
 
 namespace {
 
@@ -108,6 +111,7 @@ int main(int argc, char** argv) {
     const double lr = t.lr;
     Adam adam(params, {0.9, 0.999, 1e-8, t.weight_decay, t.adamw});
     Ema ema(params, t.ema_decay);
+    if (mixed) params.keep_compute_copy(DType::BF16);  // as tools/train_setup.cpp
     const GaussianDiffusion diffusion = build_diffusion(config.diffusion);
     const double clip = t.grad_clip;
 
@@ -150,10 +154,20 @@ int main(int argc, char** argv) {
         const Tensor loss = mean(diffusion.training_losses(network, x0, ts, 4, step).loss);
         params.zero_grad();
         backward(loss);
+        params.fold_compute_grads();
         if (clip > 0) clip_grad_norm(params, clip);
         adam.step(lr, 1.0, &ema);
       };
-      report("train_step", batch, time_ms(device, o.warmup, o.iters, train_step));
+      const auto ms = time_ms(device, o.warmup, o.iters, train_step);
+      Json extra = Json::object();
+#if DDPM_WITH_CUDA
+      if (device == Device::CUDA) {  // our own kernels in one more, warm step (not cuBLAS's or cuDNN's)
+        const uint64_t before = cuda::kernel_launches();
+        train_step();
+        extra["kernel_launches_per_step"] = cuda::kernel_launches() - before;
+      }
+#endif
+      report("train_step", batch, ms, extra);
     }
     model->train(false);
     NoGradGuard no_grad;

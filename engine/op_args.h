@@ -319,15 +319,22 @@ struct fill_random_args {
 struct cast_args {
   Tensor in, out;  // same shape and device, any dtypes
 };
+// out += in converted to out's dtype, then in = 0: folds the flat reduced-precision gradients of
+// mixed precision into the master gradients in one pass (engine/nn/parameters.h).
+struct accumulate_cast_args {
+  Tensor in, out;  // same element count and device; out float32 or float64
+};
 struct sum_squares_args {
   Tensor x;
   double* result = nullptr;  // host pointer
 };
 // Adam / AdamW over flat buffers. grad is multiplied by grad_scale first (global-norm clipping).
 // When ema is defined, the same pass also updates ema = ema_decay * ema + (1 - ema_decay) * params
-// with the new params (the fused optimizer + EMA step).
+// with the new params (the fused optimizer + EMA step). When params_copy is defined (mixed
+// precision), the same pass also writes the new params into it, rounded to its dtype.
 struct adam_step_args {
   Tensor params, grads, m, v, ema;
+  Tensor params_copy;
   double ema_decay = 0.9999;
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
   bool decoupled_weight_decay = false;  // AdamW when true, L2 added to the gradient otherwise

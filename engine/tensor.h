@@ -25,6 +25,10 @@ struct TensorImpl {
   bool requires_grad = false;
   std::shared_ptr<Node> grad_fn;       // the op that produced this tensor; null for leaves
   std::shared_ptr<TensorImpl> grad;    // leaves only: accumulated gradient
+  // Parameters under mixed precision only: the same parameter in the compute dtype, a leaf view
+  // into ParameterSet's reduced-precision copy (engine/nn/parameters.h); layers read it instead
+  // of converting the master weights every step.
+  std::shared_ptr<TensorImpl> compute_copy;
 };
 
 class Tensor {

@@ -72,6 +72,8 @@ std::unique_ptr<TrainRun> set_up_training(const TrainArgs& args, Communicator& c
   }
   r.last_checkpoint = r.step;
   broadcast_training_state(comm, *r.params, *r.ema, *r.adam);
+  // Mixed precision: the bfloat16 weights the layers read, from the (loaded, broadcast) masters.
+  if (t.mixed_precision) r.params->keep_compute_copy(DType::BF16);
   return run;
 }
 

@@ -72,6 +72,7 @@ StepResult train_step(TrainRun& run, BatchOrder& order, Communicator& comm, bool
              ". Lower train.lr or set train.grad_clip, then resume with --resume ", run.run_dir);
   run.params->zero_grad();
   backward(loss);
+  run.params->fold_compute_grads();  // mixed precision: the layers' bfloat16 gradients, in one pass
   comm.sum(run.params->grads());  // the gradient of the global batch's mean loss, on every rank
   out.grad_norm = t.grad_clip > 0 ? clip_grad_norm(*run.params, t.grad_clip) : grad_norm(*run.params);
   DDPM_CHECK(std::isfinite(out.grad_norm), "train: the gradient norm is ", out.grad_norm, " at step ", step,

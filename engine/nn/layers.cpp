@@ -9,8 +9,13 @@ namespace ddpm {
 namespace {
 // A parameter in the dtype of the activations it meets (mixed precision: float32 master weights,
 // bfloat16 compute); the conversion is differentiable, so gradients reach the master weights.
+// Under ParameterSet::keep_compute_copy the parameter's copy in that dtype is read instead: no
+// cast, and its gradient waits in the copy's buffer for ParameterSet::fold_compute_grads.
 Tensor as_compute(const Tensor& param, const Tensor& x) {
-  return param.defined() ? convert(param, x.dtype()) : param;
+  if (!param.defined()) return param;
+  const std::shared_ptr<TensorImpl>& copy = param.impl().compute_copy;
+  if (copy && copy->dtype == x.dtype() && param.dtype() != x.dtype()) return Tensor(copy);
+  return convert(param, x.dtype());
 }
 }  // namespace
 

@@ -70,6 +70,34 @@ const NamedParameter& ParameterSet::find(const std::string& name) const {
   detail::fail("parameters: no parameter named '", name, "'; known: ", known);
 }
 
-void ParameterSet::zero_grad() const { zero_bytes(grads_.raw(), grads_.device(), grads_.nbytes()); }
+void ParameterSet::zero_grad() const {
+  zero_bytes(grads_.raw(), grads_.device(), grads_.nbytes());
+  if (compute_grads_.defined()) zero_bytes(compute_grads_.raw(), compute_grads_.device(), compute_grads_.nbytes());
+}
+
+void ParameterSet::keep_compute_copy(DType dtype) {
+  DDPM_CHECK(!compute_values_.defined(), "parameters: keep_compute_copy was already called (the copy is ",
+             dtype_name(compute_values_.dtype()), ")");
+  DDPM_CHECK(dtype != values_.dtype() && dtype_size(dtype) < dtype_size(values_.dtype()),
+             "parameters: the compute copy must be narrower than the ", dtype_name(values_.dtype()),
+             " master weights, got ", dtype_name(dtype));
+  compute_values_ = Tensor::zeros(values_.shape(), dtype, values_.device());
+  compute_grads_ = Tensor::zeros(values_.shape(), dtype, values_.device());
+  for (NamedParameter& e : entries_) {
+    Tensor copy = view_of(compute_values_, e.value.shape(), e.offset);
+    copy.impl().requires_grad = true;
+    copy.impl().grad = view_of(compute_grads_, e.value.shape(), e.offset).impl_ptr();
+    e.value.impl().compute_copy = copy.impl_ptr();
+  }
+  sync_compute_copy();
+}
+
+void ParameterSet::sync_compute_copy() const {
+  if (compute_values_.defined()) backend_for(values_.device()).cast({values_, compute_values_});
+}
+
+void ParameterSet::fold_compute_grads() const {
+  if (compute_grads_.defined()) backend_for(grads_.device()).accumulate_cast({compute_grads_, grads_});
+}
 
 }  // namespace ddpm

@@ -30,10 +30,26 @@ class ParameterSet {
   const std::vector<NamedParameter>& entries() const { return entries_; }
   const NamedParameter& find(const std::string& name) const;  // throws listing the known names
   int64_t count() const { return count_; }  // parameter scalars, padding excluded
-  void zero_grad() const;  // writes the gradient buffer, not the set
+  void zero_grad() const;  // writes the gradient buffers (and the copy's), not the set
+
+  // Mixed precision without a cast per layer and step: keeps a copy of values() in `dtype`
+  // (bfloat16 under float32 masters on CUDA; float32 under float64 masters on the CPU). Each
+  // parameter gets a leaf view into it (TensorImpl::compute_copy) that layers computing in `dtype`
+  // read instead of converting the master (engine/nn/layers.cpp); its gradient is a view into
+  // compute_grads(), which fold_compute_grads() adds into grads() in one pass after backward.
+  // Called once, after loading and broadcasting the weights; syncs the copy. Adam rewrites it in
+  // its update pass; whoever else writes values() later calls sync_compute_copy() (Ema::swap_with
+  // does). Each parameter must be read once per forward: a second read would sum its gradient
+  // contributions in `dtype` instead of in the masters' dtype.
+  void keep_compute_copy(DType dtype);
+  const Tensor& compute_values() const { return compute_values_; }  // flat; undefined without a copy
+  const Tensor& compute_grads() const { return compute_grads_; }    // flat; undefined without a copy
+  void sync_compute_copy() const;   // compute_values() = values() rounded; no-op without a copy
+  void fold_compute_grads() const;  // grads() += compute_grads(), which is zeroed; no-op without
 
  private:
   Tensor values_, grads_;
+  Tensor compute_values_, compute_grads_;  // mixed precision only
   std::vector<NamedParameter> entries_;
   int64_t count_ = 0;
 };

@@ -26,6 +26,7 @@ void Adam::step(double lr, double grad_scale, const Ema* ema) {
   args.grads = params_.grads();
   args.m = m_;
   args.v = v_;
+  args.params_copy = params_.compute_values();  // mixed precision: rewritten in the same pass
   if (ema) {
     check_shape("adam", "ema shadow", ema->shadow(), params_.values().shape());
     args.ema = ema->shadow();

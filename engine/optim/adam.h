@@ -19,7 +19,8 @@ class Adam {
   Adam(const ParameterSet& params, AdamConfig config);
   // One update from the current gradients, at learning rate `lr` (schedules live in the caller).
   // grad_scale multiplies the gradients first (the clipping coefficient). With `ema`, the same
-  // pass over the buffers also updates the EMA shadow from the new parameters.
+  // pass over the buffers also updates the EMA shadow from the new parameters. Under mixed
+  // precision (ParameterSet::keep_compute_copy) it also rewrites the parameters' compute copy.
   void step(double lr, double grad_scale = 1.0, const Ema* ema = nullptr);
   int64_t steps() const { return steps_; }
   const AdamConfig& config() const { return config_; }

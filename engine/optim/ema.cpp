@@ -19,6 +19,7 @@ void Ema::swap_with(const ParameterSet& params) {
   Tensor values = params.values();
   values.copy_from(shadow_);
   shadow_.copy_from(live);
+  params.sync_compute_copy();  // mixed precision: the layers' copy follows the live weights
 }
 
 }  // namespace ddpm

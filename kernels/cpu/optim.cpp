@@ -1,4 +1,4 @@
-// Adam/AdamW and EMA over the flat parameter buffer.
+// Adam/AdamW and EMA over the flat parameter buffer, and mixed precision's gradient fold.
 #include <cmath>
 
 #include "kernels/cpu/cpu_backend.h"
@@ -22,6 +22,15 @@ void CpuBackend::adam_step(const adam_step_args& args) {
     const bool decoupled = args.decoupled_weight_decay;
     T* ema = args.ema.defined() ? args.ema.data<T>() : nullptr;
     const double ema_decay = args.ema_decay;
+    // Mixed precision's compute copy of the new weights: bfloat16 (round to nearest even from the
+    // float32 value, as the cast kernel does) or float32 under float64 masters.
+    void* copy = args.params_copy.defined() ? args.params_copy.raw() : nullptr;
+    const DType copy_dtype = copy ? args.params_copy.dtype() : DType::F32;
+    if (copy)
+      DDPM_CHECK(args.params_copy.numel() == n && copy_dtype != args.params.dtype() &&
+                     (copy_dtype == DType::BF16 || copy_dtype == DType::F32),
+                 "adam_step: params_copy must hold ", n, " elements in a dtype narrower than the ",
+                 dtype_name(args.params.dtype()), " parameters, got ", args.params_copy.describe());
 #pragma omp parallel for if (n > kParallelGrain)
     for (int64_t i = 0; i < n; ++i) {
       double param = p[i];
@@ -36,6 +45,13 @@ void CpuBackend::adam_step(const adam_step_args& args) {
       v[i] = static_cast<T>(vi);
       p[i] = static_cast<T>(param - lr * (mi / bias1) / (std::sqrt(vi / bias2) + eps));
       if (ema) ema[i] = static_cast<T>(ema_decay * static_cast<double>(ema[i]) + (1 - ema_decay) * static_cast<double>(p[i]));
+      if (copy) {
+        const float narrow = static_cast<float>(p[i]);
+        if (copy_dtype == DType::BF16)
+          static_cast<uint16_t*>(copy)[i] = float_to_bf16_bits(narrow);
+        else
+          static_cast<float*>(copy)[i] = narrow;
+      }
     }
   });
 }
@@ -49,6 +65,32 @@ void CpuBackend::ema_update(const ema_update_args& args) {
     const int64_t n = args.params.numel();
 #pragma omp parallel for if (n > kParallelGrain)
     for (int64_t i = 0; i < n; ++i) ema[i] = d * ema[i] + (T(1) - d) * p[i];
+  });
+}
+
+void CpuBackend::accumulate_cast(const accumulate_cast_args& args) {
+  const int64_t n = args.in.numel();
+  DDPM_CHECK(args.out.numel() == n && args.in.dtype() != args.out.dtype(), "accumulate_cast: ", args.in.describe(),
+             " into ", args.out.describe(), " (needs the same element count and two dtypes)");
+  const DType from = args.in.dtype();
+  DDPM_CHECK(from == DType::BF16 || from == DType::F32, "accumulate_cast: the source is a bfloat16 or float32 ",
+             "gradient buffer, got ", args.in.describe());
+  cpu::dispatch_float(args.out.dtype(), "accumulate_cast", [&](auto tag) {
+    using T = decltype(tag);
+    T* out = args.out.data<T>();
+    void* in = args.in.raw();
+#pragma omp parallel for if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) {
+      if (from == DType::BF16) {
+        uint16_t& g = static_cast<uint16_t*>(in)[i];
+        out[i] += static_cast<T>(bf16_bits_to_float(g));
+        g = 0;
+      } else {
+        float& g = static_cast<float*>(in)[i];
+        out[i] += static_cast<T>(g);
+        g = 0;
+      }
+    }
   });
 }
 

@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include "engine/error.h"
+#include "kernels/cuda/launch_count.h"
 
 #define DDPM_CUDA_CHECK(call)                                                                 \
   do {                                                                                        \
@@ -12,5 +13,10 @@
                            cudaGetErrorString(ddpm_status_));                                 \
   } while (0)
 
-// After a kernel launch: reports bad launch configurations at the launch site.
-#define DDPM_CUDA_CHECK_LAUNCH() DDPM_CUDA_CHECK(cudaGetLastError())
+// After a kernel launch: reports bad launch configurations at the launch site, and counts the
+// launch (kernels/cuda/launch_count.h).
+#define DDPM_CUDA_CHECK_LAUNCH()          \
+  do {                                    \
+    ::ddpm::cuda::count_kernel_launch();  \
+    DDPM_CUDA_CHECK(cudaGetLastError());  \
+  } while (0)

@@ -3,6 +3,10 @@
 // (and ema) and writes p, m, v (and ema), 28 (36) bytes, with 16-byte vector accesses when the
 // buffers allow. Math in float32 (the CPU uses double; the difference is a few float32 ulps of
 // each result, far below what training notices, and keeps the kernel memory bound on every GPU).
+// Under mixed precision the pass also writes the bfloat16 copy the layers read (round to nearest
+// even from the new float32 weight, as a cast would), 2 more bytes per parameter.
+#include <cuda_bf16.h>
+
 #include <cmath>
 
 #include "kernels/cuda/check.h"
@@ -38,10 +42,12 @@ __device__ __forceinline__ void adam_element(const AdamHyper& h, float& p, float
   if constexpr (kEma) ema = h.ema_decay * ema + h.one_minus_ema_decay * p;
 }
 
-// Four parameters per thread through float4 (all buffers 16-byte aligned).
-template <bool kEma>
+// Four parameters per thread through float4 (all buffers 16-byte aligned; the bfloat16 copy 8-byte
+// aligned, written as one uint2 of two bfloat162 pairs).
+template <bool kEma, bool kCopy>
 __global__ void adam_vec4_kernel(int64_t n4, AdamHyper h, float4* __restrict__ p, const float4* __restrict__ g,
-                                 float4* __restrict__ m, float4* __restrict__ v, float4* __restrict__ ema) {
+                                 float4* __restrict__ m, float4* __restrict__ v, float4* __restrict__ ema,
+                                 uint2* __restrict__ copy) {
   DDPM_GRID_STRIDE(i, n4) {
     float4 pi = p[i], mi = m[i], vi = v[i], ei = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     const float4 gi = g[i];
@@ -54,15 +60,22 @@ __global__ void adam_vec4_kernel(int64_t n4, AdamHyper h, float4* __restrict__ p
     m[i] = mi;
     v[i] = vi;
     if constexpr (kEma) ema[i] = ei;
+    if constexpr (kCopy) {
+      const __nv_bfloat162 lo = __floats2bfloat162_rn(pi.x, pi.y), hi = __floats2bfloat162_rn(pi.z, pi.w);
+      uint2 packed;
+      packed.x = *reinterpret_cast<const uint32_t*>(&lo);
+      packed.y = *reinterpret_cast<const uint32_t*>(&hi);
+      copy[i] = packed;
+    }
   }
 }
 
 // Elements [begin, n) one per thread: the tail after the vector part, or everything when a
 // buffer is not 16-byte aligned (a view at an odd offset).
-template <bool kEma>
+template <bool kEma, bool kCopy>
 __global__ void adam_scalar_kernel(int64_t begin, int64_t n, AdamHyper h, float* __restrict__ p,
                                    const float* __restrict__ g, float* __restrict__ m, float* __restrict__ v,
-                                   float* __restrict__ ema) {
+                                   float* __restrict__ ema, __nv_bfloat16* __restrict__ copy) {
   DDPM_GRID_STRIDE(k, n - begin) {
     const int64_t i = begin + k;
     float pi = p[i], mi = m[i], vi = v[i], ei = 0.0f;
@@ -72,27 +85,33 @@ __global__ void adam_scalar_kernel(int64_t begin, int64_t n, AdamHyper h, float*
     m[i] = mi;
     v[i] = vi;
     if constexpr (kEma) ema[i] = ei;
+    if constexpr (kCopy) copy[i] = __float2bfloat16_rn(pi);
   }
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-template <bool kEma>
-void launch_adam(int64_t n, const AdamHyper& h, float* p, const float* g, float* m, float* v, float* ema) {
+bool aligned8(const void* p) { return reinterpret_cast<uintptr_t>(p) % 8 == 0; }
+
+template <bool kEma, bool kCopy>
+void launch_adam(int64_t n, const AdamHyper& h, float* p, const float* g, float* m, float* v, float* ema,
+                 __nv_bfloat16* copy) {
   cudaStream_t s = cuda::stream();
   int64_t vector_end = 0;
-  if (aligned16(p) && aligned16(g) && aligned16(m) && aligned16(v) && (!kEma || aligned16(ema))) {
+  if (aligned16(p) && aligned16(g) && aligned16(m) && aligned16(v) && (!kEma || aligned16(ema)) &&
+      (!kCopy || aligned8(copy))) {
     const int64_t n4 = n / 4;
     if (n4 > 0) {
-      adam_vec4_kernel<kEma><<<launch_1d(n4), kThreads, 0, s>>>(
+      adam_vec4_kernel<kEma, kCopy><<<launch_1d(n4), kThreads, 0, s>>>(
           n4, h, reinterpret_cast<float4*>(p), reinterpret_cast<const float4*>(g), reinterpret_cast<float4*>(m),
-          reinterpret_cast<float4*>(v), reinterpret_cast<float4*>(ema));
+          reinterpret_cast<float4*>(v), reinterpret_cast<float4*>(ema), reinterpret_cast<uint2*>(copy));
       DDPM_CUDA_CHECK_LAUNCH();
     }
     vector_end = n4 * 4;
   }
   if (vector_end < n) {
-    adam_scalar_kernel<kEma><<<launch_1d(n - vector_end), kThreads, 0, s>>>(vector_end, n, h, p, g, m, v, ema);
+    adam_scalar_kernel<kEma, kCopy>
+        <<<launch_1d(n - vector_end), kThreads, 0, s>>>(vector_end, n, h, p, g, m, v, ema, copy);
     DDPM_CUDA_CHECK_LAUNCH();
   }
 }
@@ -118,6 +137,12 @@ void CudaBackend::adam_step(const adam_step_args& args) {
   check_buffer("adam_step", "v", args.v, n);
   const bool with_ema = args.ema.defined();
   if (with_ema) check_buffer("adam_step", "ema", args.ema, n);
+  const bool with_copy = args.params_copy.defined();
+  if (with_copy)
+    DDPM_CHECK(args.params_copy.device() == Device::CUDA && args.params_copy.dtype() == DType::BF16 &&
+                   args.params_copy.numel() == n,
+               "CUDA adam_step: params_copy (mixed precision's copy of the weights) must be a bfloat16 cuda buffer of ",
+               n, " elements, got ", args.params_copy.describe());
   DDPM_CHECK(args.step >= 1, "CUDA adam_step: step is 1-based, got ", args.step);
   if (n == 0) return;
 
@@ -143,10 +168,16 @@ void CudaBackend::adam_step(const adam_step_args& args) {
   const float* g = cuda::ptr<float>(args.grads);
   float* m = cuda::ptr<float>(args.m);
   float* v = cuda::ptr<float>(args.v);
-  if (with_ema)
-    launch_adam<true>(n, h, p, g, m, v, cuda::ptr<float>(args.ema));
+  float* ema = with_ema ? cuda::ptr<float>(args.ema) : nullptr;
+  __nv_bfloat16* copy = with_copy ? cuda::ptr<__nv_bfloat16>(args.params_copy) : nullptr;
+  if (with_ema && with_copy)
+    launch_adam<true, true>(n, h, p, g, m, v, ema, copy);
+  else if (with_ema)
+    launch_adam<true, false>(n, h, p, g, m, v, ema, nullptr);
+  else if (with_copy)
+    launch_adam<false, true>(n, h, p, g, m, v, nullptr, copy);
   else
-    launch_adam<false>(n, h, p, g, m, v, nullptr);
+    launch_adam<false, false>(n, h, p, g, m, v, nullptr, nullptr);
 }
 
 void CudaBackend::ema_update(const ema_update_args& args) {
