@@ -3,6 +3,7 @@
 #
 #   bash bench/compare.sh            # everything this machine can run (GPU cases when a GPU works)
 #   ITERS=20 bash bench/compare.sh   # more timed iterations (default 10)
+#   BUILD_DIR=build bash bench/compare.sh  # reuse a configured build tree (only the targets are built)
 #
 # Builds the benchmarks into build-bench/, runs bench_end_to_end and bench/pytorch_reference.py on
 # the same configs and batch sizes (and, on a GPU, the kernel benchmarks against the copy bandwidth
@@ -41,12 +42,15 @@ if [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c "import torch" 2>/dev/null; 
 
 gpu=0
 if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then gpu=1; fi
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DDDPM_BUILD_TESTS=OFF -DDDPM_WITH_CUDA=$([[ $gpu == 1 ]] && echo ON || echo OFF) >/dev/null
+build=${BUILD_DIR:-build-bench}
+if [[ -z ${BUILD_DIR:-} ]]; then
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DDDPM_BUILD_TESTS=OFF -DDDPM_WITH_CUDA=$([[ $gpu == 1 ]] && echo ON || echo OFF) >/dev/null
+fi
 targets=(bench_end_to_end ddpm)
 [[ $gpu == 1 ]] && targets+=(bench_cuda_diffusion bench_cuda_norm_attention bench_cuda_conv2d bench_cuda_adam)
-cmake --build build-bench -j "$(nproc)" --target "${targets[@]}" >/dev/null
+cmake --build "$build" -j "$(nproc)" --target "${targets[@]}" >/dev/null
 
-engine() { build-bench/bench/bench_end_to_end --iters "$iters" "$@" | tee -a "$results"; }
+engine() { "$build"/bench/bench_end_to_end --iters "$iters" "$@" | tee -a "$results"; }
 torch_ref() { "$python" bench/pytorch_reference.py --iters "$iters" "$@" | tee -a "$results"; }
 old_torch_ref() { [[ -z $old_python ]] || "$old_python" bench/pytorch_reference.py --iters "$iters" "$@" | tee -a "$results"; }
 
@@ -60,10 +64,10 @@ if [[ $gpu == 1 ]]; then
   torch_ref --config $cifar --device cuda --batch 256 --cases sample --warmup 5 --variants all
   torch_ref --config $cifar --device cuda --batch 128 --cases attention --attention-tokens 256,64 --warmup 5
   for kernel in bench_cuda_diffusion bench_cuda_norm_attention bench_cuda_conv2d bench_cuda_adam; do
-    "build-bench/bench/$kernel" | tee -a "$results"
+    "$build/bench/$kernel" | tee -a "$results"
   done
 else
-  core=$(build-bench/ddpm info --config configs/quickstart.json 2>/dev/null | sed -n 's/.*OpenBLAS kernels \([A-Za-z0-9]*\).*/\1/p')
+  core=$("$build"/ddpm info --config configs/quickstart.json 2>/dev/null | sed -n 's/.*OpenBLAS kernels \([A-Za-z0-9]*\).*/\1/p')
   # Engine and current PyTorch twice, alternating, so that a load change on a shared machine
   # hits both sides; Debian's torch once.
   for round in 1 2; do

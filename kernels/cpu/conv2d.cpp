@@ -356,8 +356,9 @@ void CpuBackend::conv2d_backward(const conv2d_bwd& args) {
       // Each gradient picks its method; a trial (timed mode) writes into scratch, never the slots.
       bool direct_x = false, direct_w = false;
       if (dx && cpu::direct_dx_supported(direct_shape(g))) {
-        std::vector<float> trial(static_cast<size_t>(g.n * g.h * g.w * g.cin));
+        std::vector<float> trial;  // allocated by the first trial only
         direct_x = use_direct(g, ConvPart::Dx, [&](bool direct) {
+          trial.resize(static_cast<size_t>(g.n * g.h * g.w * g.cin));
           if (direct)
             cpu::direct_conv2d_backward_x(direct_shape(g), gout, w, trial.data(), false);
           else
@@ -365,8 +366,9 @@ void CpuBackend::conv2d_backward(const conv2d_bwd& args) {
         });
       }
       if (dw) {
-        std::vector<float> trial(static_cast<size_t>(g.cout * g.k()));
+        std::vector<float> trial;
         direct_w = use_direct(g, ConvPart::Dw, [&](bool direct) {
+          trial.resize(static_cast<size_t>(g.cout * g.k()));
           if (direct)
             cpu::direct_conv2d_backward_w(direct_shape(g), x, gout, trial.data(), false);
           else
