@@ -4,6 +4,7 @@
 #   bash bench/compare.sh            # everything this machine can run (GPU cases when a GPU works)
 #   ITERS=20 bash bench/compare.sh   # more timed iterations (default 10)
 #   BUILD_DIR=build bash bench/compare.sh  # reuse a configured build tree (only the targets are built)
+#   THREADS=1 bash bench/compare.sh  # CPU: both sides on one thread (less at the mercy of other load)
 #
 # Builds the benchmarks into build-bench/, runs bench_end_to_end and bench/pytorch_reference.py on
 # the same configs and batch sizes (and, on a GPU, the kernel benchmarks against the copy bandwidth
@@ -70,18 +71,20 @@ else
   core=$("$build"/ddpm info --config configs/quickstart.json 2>/dev/null | sed -n 's/.*OpenBLAS kernels \([A-Za-z0-9]*\).*/\1/p')
   # Engine and current PyTorch twice, alternating, so that a load change on a shared machine
   # hits both sides; Debian's torch once.
+  threads=${THREADS:-$(nproc)}
   for round in 1 2; do
-    engine --config configs/quickstart.json --device cpu --batch 32 --cases train,sample --warmup 3
-    torch_ref --config configs/quickstart.json --device cpu --batch 32 --cases train,sample --warmup 3 --variants all
+    OMP_NUM_THREADS=$threads engine --config configs/quickstart.json --device cpu --batch 32 --cases train,sample --warmup 3
+    torch_ref --config configs/quickstart.json --device cpu --batch 32 --cases train,sample --warmup 3 --variants all \
+      --threads "$threads"
   done
   OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$core} old_torch_ref --config configs/quickstart.json --device cpu \
-    --batch 32 --cases train,sample --warmup 3 --variants all
+    --batch 32 --cases train,sample --warmup 3 --variants all --threads "$threads"
 fi
 
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ), host: $(hostname -s), command: bash bench/compare.sh (ITERS=$iters)"
   if [[ $gpu == 1 ]]; then nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; else
-    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, no GPU"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, ${threads} threads per side, no GPU"
     echo "load: $(uptime | sed 's/.*load average/load average/')"; fi
   "$python" -c "import torch; print('torch', torch.__version__)"
   [[ -z $old_python ]] || "$old_python" -c "import torch; print('second column: torch', torch.__version__)"

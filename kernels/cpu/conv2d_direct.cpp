@@ -13,7 +13,9 @@
 // result does not depend on the number of threads.
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu/conv2d_direct.h"
@@ -33,10 +35,19 @@ CpuIsa detect_isa() {
 
 std::atomic<int> g_isa{-1};  // -1: not chosen yet, then the best level
 
+// DDPM_CPU_ISA=generic|avx2|avx512 lowers the level (benchmarks of the lesser kernels); unset or
+// any other value: the best this CPU runs.
+CpuIsa isa_from_environment() {
+  const char* env = std::getenv("DDPM_CPU_ISA");
+  const std::string name = env ? env : "";
+  const CpuIsa asked = name == "generic" ? CpuIsa::Generic : name == "avx2" ? CpuIsa::Avx2 : CpuIsa::Avx512;
+  return std::min(asked, best_cpu_isa());
+}
+
 const DirectKernels& kernels() {
   int isa = g_isa.load();
   if (isa < 0) {
-    isa = static_cast<int>(best_cpu_isa());
+    isa = static_cast<int>(isa_from_environment());
     g_isa.store(isa);
   }
   switch (static_cast<CpuIsa>(isa)) {
@@ -145,7 +156,7 @@ CpuIsa best_cpu_isa() {
 CpuIsa set_conv2d_direct_isa(CpuIsa isa) {
   const CpuIsa chosen = std::min(isa, best_cpu_isa());
   const int previous = g_isa.exchange(static_cast<int>(chosen));
-  return previous < 0 ? best_cpu_isa() : static_cast<CpuIsa>(previous);
+  return previous < 0 ? isa_from_environment() : static_cast<CpuIsa>(previous);
 }
 
 void direct_conv2d_forward(const DirectConvShape& s, const float* x, const float* w, const float* bias, float* out) {

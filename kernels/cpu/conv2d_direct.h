@@ -13,7 +13,7 @@ enum class CpuIsa { Generic, Avx2, Avx512 };
 const char* isa_name(CpuIsa isa);
 CpuIsa best_cpu_isa();  // the highest level this CPU runs
 // Forces the micro-kernels' level (clamped to best_cpu_isa()) and returns the previous one; tests
-// run every level the machine has. The default is best_cpu_isa().
+// run every level the machine has. The default is best_cpu_isa(), or lower by DDPM_CPU_ISA=generic|avx2.
 CpuIsa set_conv2d_direct_isa(CpuIsa isa);
 
 // One convolution's shape. Only the top and left pads enter the arithmetic; the bottom and right
