@@ -20,6 +20,7 @@ out="bench-results/$(date +%Y-%m-%d-%H%M)-$(hostname -s)"
 mkdir -p "$out"
 results="$out/results.jsonl"
 : >"$results"
+load_before=$(uptime | sed 's/.*load average: //')
 
 # Current PyTorch from PyPI in a virtual environment of its own (.venv-bench/, or $TORCH_VENV),
 # installed on first use without touching the system Python. Without a GPU: the CPU wheel index
@@ -85,7 +86,7 @@ fi
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ), host: $(hostname -s), command: bash bench/compare.sh (ITERS=$iters)"
   if [[ $gpu == 1 ]]; then nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; else
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, ${threads} threads per side, no GPU"
-    echo "load: $(uptime | sed 's/.*load average/load average/')"; fi
+    echo "load average (1, 5, 15 min): before ${load_before}; after $(uptime | sed 's/.*load average: //')"; fi
   "$python" -c "import torch; print('torch', torch.__version__)"
   [[ -z $old_python ]] || "$old_python" -c "import torch; print('second column: torch', torch.__version__)"
   echo

@@ -51,6 +51,8 @@ std::vector<Case> cases() {
       {2, 6, 7, 6, 5, 1, 3, 1, {0, 0, 1, 1}},     // rectangular kernel
       {2, 4, 5, 3, 40, 1, 1, 1, 0},               // pointwise (the direct kernels when forced)
       {2, 7, 7, 35, 18, 3, 3, 1, 1},              // 35 input channels: three dW vectors at AVX-512
+      {1, 5, 6, 3, 4, 3, 3, 1, {0, 3, 0, 3}},     // bottom/right pads past the kernel: dx crops g
+      {2, 10, 10, 16, 8, 3, 3, 2, 0},             // unpadded input read in place, last row and column unused
   };
 }
 
