@@ -129,12 +129,17 @@ float* pack(int64_t cout, int64_t kh, int64_t kw, int64_t cin, int64_t block, At
   return packed;
 }
 
-// Runs the forward kernels over every (sample, row, block) of a.
+// Runs the forward kernels over every (sample, pixel chunk, block) of a; a chunk is 4 tiles' worth
+// of pixels (the last one of a sample shorter), enough items to share among threads.
 void run_forward(const DirectKernels& k, const DirectFwdArgs& a, int64_t n) {
-  const int64_t blocks = (a.cout + 2 * k.lanes - 1) / (2 * k.lanes), items = n * a.oh * blocks;
-  const int64_t work = items * a.ow * a.kh * a.kw * a.cin * 2 * k.lanes;
+  const int64_t blocks = (a.cout + 2 * k.lanes - 1) / (2 * k.lanes), pixels = a.oh * a.ow;
+  const int64_t chunk = 4 * k.tile, chunks = (pixels + chunk - 1) / chunk, items = n * chunks * blocks;
+  const int64_t work = n * pixels * blocks * a.kh * a.kw * a.cin * 2 * k.lanes;
 #pragma omp parallel for schedule(static) if (work > (1 << 16))
-  for (int64_t i = 0; i < items; ++i) k.forward_row(a, i / blocks / a.oh, (i / blocks) % a.oh, i % blocks);
+  for (int64_t i = 0; i < items; ++i) {
+    const int64_t block = i % blocks, c = (i / blocks) % chunks, s = i / blocks / chunks;
+    k.forward_pixels(a, s, c * chunk, std::min(pixels, (c + 1) * chunk), block);
+  }
 }
 
 }  // namespace

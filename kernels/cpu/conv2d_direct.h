@@ -52,8 +52,9 @@ struct DirectDwArgs {
 struct DirectKernels {
   int lanes;     // floats per vector register
   int dw_block;  // output channels one dW micro-kernel call covers
-  // One output row (n, oy) of one block of 2 * lanes output channels.
-  void (*forward_row)(const DirectFwdArgs& a, int64_t n, int64_t oy, int64_t block);
+  int tile;      // output pixels per forward micro-kernel call
+  // Output pixels p0 .. p1 (flat: oy * OW + ox) of sample n, one block of 2 * lanes output channels.
+  void (*forward_pixels)(const DirectFwdArgs& a, int64_t n, int64_t p0, int64_t p1, int64_t block);
   // dw[co0 .. co0 + dw_block, ky, kx, :] (+)= the sums over samples n0 .. n1; zero_first: from 0.
   void (*dw_samples)(const DirectDwArgs& a, int64_t n0, int64_t n1, int64_t ky, int64_t kx, int64_t co0,
                      bool zero_first);

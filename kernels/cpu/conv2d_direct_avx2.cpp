@@ -12,7 +12,7 @@ constexpr int kDwBlock = 6;  // output channels per dW tile
 #include "kernels/cpu/conv2d_direct_kernels.h"
 }  // namespace direct_avx2
 
-const DirectKernels kDirectKernelsAvx2{direct_avx2::kLanes, direct_avx2::kDwBlock, &direct_avx2::forward_row,
+const DirectKernels kDirectKernelsAvx2{direct_avx2::kLanes, direct_avx2::kDwBlock, direct_avx2::kTile, &direct_avx2::forward_pixels,
                                        &direct_avx2::dw_samples};
 
 }  // namespace ddpm::cpu

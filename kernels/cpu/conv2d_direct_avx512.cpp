@@ -12,7 +12,7 @@ constexpr int kDwBlock = 12;  // output channels per dW tile
 #include "kernels/cpu/conv2d_direct_kernels.h"
 }  // namespace direct_avx512
 
-const DirectKernels kDirectKernelsAvx512{direct_avx512::kLanes, direct_avx512::kDwBlock, &direct_avx512::forward_row,
+const DirectKernels kDirectKernelsAvx512{direct_avx512::kLanes, direct_avx512::kDwBlock, direct_avx512::kTile, &direct_avx512::forward_pixels,
                                        &direct_avx512::dw_samples};
 
 }  // namespace ddpm::cpu

@@ -12,7 +12,7 @@ constexpr int kDwBlock = 6;  // output channels per dW tile
 #include "kernels/cpu/conv2d_direct_kernels.h"
 }  // namespace direct_generic
 
-const DirectKernels kDirectKernelsGeneric{direct_generic::kLanes, direct_generic::kDwBlock, &direct_generic::forward_row,
+const DirectKernels kDirectKernelsGeneric{direct_generic::kLanes, direct_generic::kDwBlock, direct_generic::kTile, &direct_generic::forward_pixels,
                                        &direct_generic::dw_samples};
 
 }  // namespace ddpm::cpu

@@ -35,10 +35,10 @@ inline void store_part(float* p, Vec v, int64_t count) {
   for (int64_t i = 0; i < count; ++i) p[i] = lanes[i];
 }
 
-// R pixels at in_tile (input pixel pitch a.stride * a.cs), NV vectors of packed weights at wblock,
-// out_tile [R, Cout] holding `valid` channels of this block.
+// R output pixels whose taps start at in_pix[r] (a tile may span output rows), NV vectors of
+// packed weights at wblock, out_tile [R, Cout] holding `valid` channels of this block.
 template <int R, int NV>
-void forward_tile(const DirectFwdArgs& a, const float* in_tile, const float* wblock, float* out_tile,
+void forward_tile(const DirectFwdArgs& a, const float* const* in_pix, const float* wblock, float* out_tile,
                   const float* bias, int64_t valid) {
   constexpr int64_t kBlock = 2 * kLanes;
   Vec acc[R][NV];
@@ -49,10 +49,12 @@ void forward_tile(const DirectFwdArgs& a, const float* in_tile, const float* wbl
     for (int r = 0; r < R; ++r)
       acc[r][j] = a.accumulate ? b + load_part(out_tile + r * a.cout + j * kLanes, valid - j * kLanes) : b;
   }
-  const int64_t step = a.stride * a.cs;
   for (int64_t ky = 0; ky < a.kh; ++ky)
     for (int64_t kx = 0; kx < a.kw; ++kx) {
-      const float* x = in_tile + (ky * a.wp + kx) * a.cs;
+      const int64_t tap = (ky * a.wp + kx) * a.cs;
+      const float* x[R];
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) x[r] = in_pix[r] + tap;
       const float* w = wblock + (ky * a.kw + kx) * a.cin * kBlock;
       for (int64_t ci = 0; ci < a.cin; ++ci, w += kBlock) {
         Vec wv[NV];
@@ -60,7 +62,7 @@ void forward_tile(const DirectFwdArgs& a, const float* in_tile, const float* wbl
         for (int j = 0; j < NV; ++j) wv[j] = load(w + j * kLanes);
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
-          const Vec xv = splat(x[r * step + ci]);
+          const Vec xv = splat(x[r][ci]);
 #pragma GCC unroll 2
           for (int j = 0; j < NV; ++j) acc[r][j] += xv * wv[j];
         }
@@ -73,12 +75,13 @@ void forward_tile(const DirectFwdArgs& a, const float* in_tile, const float* wbl
 }
 
 template <int R, int NV>
-void forward_tile_entry(const DirectFwdArgs& a, const float* in_tile, const float* wblock, float* out_tile,
+void forward_tile_entry(const DirectFwdArgs& a, const float* const* in_pix, const float* wblock, float* out_tile,
                         const float* bias, int64_t valid) {
-  forward_tile<R, NV>(a, in_tile, wblock, out_tile, bias, valid);
+  forward_tile<R, NV>(a, in_pix, wblock, out_tile, bias, valid);
 }
 
-using ForwardTileFn = void (*)(const DirectFwdArgs&, const float*, const float*, float*, const float*, int64_t);
+using ForwardTileFn = void (*)(const DirectFwdArgs&, const float* const*, const float*, float*, const float*,
+                               int64_t);
 
 // forward_tile<R, NV> for R = 1 .. kTile, by (R - 1) * 2 + NV - 1.
 template <int R>
@@ -99,21 +102,29 @@ struct ForwardTable {
   ForwardTable() { ForwardTiles<kTile>::fill(fn); }
 };
 
-void forward_row(const DirectFwdArgs& a, int64_t n, int64_t oy, int64_t block) {
+// Output pixels p0 .. p1 (flat, oy * OW + ox) of sample n, one block of output channels, in
+// balanced tiles of at most kTile pixels: a 7-wide image fills a 14-pixel tile with two rows.
+void forward_pixels(const DirectFwdArgs& a, int64_t n, int64_t p0, int64_t p1, int64_t block) {
   static const ForwardTable table;
   constexpr int64_t kBlock = 2 * kLanes;
   const int64_t co0 = block * kBlock, valid = a.cout - co0 < kBlock ? a.cout - co0 : kBlock;
   const int nv = valid > kLanes ? 2 : 1;
   const float* wblock = a.w + block * a.kh * a.kw * a.cin * kBlock;
   const float* bias = a.bias ? a.bias + co0 : nullptr;
-  const float* in_row = a.in + ((n * a.hp + oy * a.stride) * a.wp) * a.cs;
-  float* out_row = a.out + ((n * a.oh + oy) * a.ow) * a.cout + co0;
-  // Balanced tiles: 28 pixels as 14 + 14 rather than 16 + 12.
-  const int64_t tiles = (a.ow + kTile - 1) / kTile, base = a.ow / tiles, longer = a.ow % tiles;
-  for (int64_t t = 0, ox = 0; t < tiles; ++t) {
+  const float* in_sample = a.in + n * a.hp * a.wp * a.cs;
+  float* out_sample = a.out + n * a.oh * a.ow * a.cout + co0;
+  const int64_t count = p1 - p0, tiles = (count + kTile - 1) / kTile;
+  if (tiles == 0) return;
+  const int64_t base = count / tiles, longer = count % tiles;
+  const float* in_pix[kTile];
+  for (int64_t t = 0, p = p0; t < tiles; ++t) {
     const int64_t r = base + (t < longer ? 1 : 0);
-    table.fn[(r - 1) * 2 + nv - 1](a, in_row + ox * a.stride * a.cs, wblock, out_row + ox * a.cout, bias, valid);
-    ox += r;
+    for (int64_t i = 0; i < r; ++i) {
+      const int64_t oy = (p + i) / a.ow, ox = (p + i) % a.ow;
+      in_pix[i] = in_sample + (oy * a.stride * a.wp + ox * a.stride) * a.cs;
+    }
+    table.fn[(r - 1) * 2 + nv - 1](a, in_pix, wblock, out_sample + p * a.cout, bias, valid);
+    p += r;
   }
 }
 
