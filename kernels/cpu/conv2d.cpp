@@ -121,14 +121,12 @@ cpu::DirectConvShape direct_shape(const ConvGeometry& g) {
 
 enum class ConvPart { Forward, Dx, Dw };
 
-// The rule of ConvMethod::Auto (float32), from bench_cpu's cases on an AVX-512 machine
-// (docs/benchmarks.md): the direct kernels for every convolution that needs a column matrix,
-// except dW with fewer than 8 input channels, where most vector lanes would idle (the UNet's
-// first conv: 2.6 ms GEMM against 8.2 direct); a pointwise convolution already is one GEMM on x.
-bool direct_by_rule(const ConvGeometry& g, ConvPart part) {
-  if (g.is_pointwise()) return false;
-  return part != ConvPart::Dw || g.cin >= 8;
-}
+// The rule of ConvMethod::Auto (float32), from bench_cpu at batch 32 on an AVX-512 machine, with
+// its AVX2 kernels against OpenBLAS's Haswell ones as well (docs/benchmarks.md): the direct
+// kernels everywhere (pointwise convolutions included: 1.0 to 1.4x GEMM's speed), except dx and
+// dW with fewer than 8 input channels, where most vector lanes would idle (the UNet's first
+// conv's backward: 2.3 ms through GEMM, 4.0 direct).
+bool direct_by_rule(const ConvGeometry& g, ConvPart part) { return part == ConvPart::Forward || g.cin >= 8; }
 
 // Whether this part of this convolution runs on the direct kernels. ConvMethod::Timed times
 // run(false) (im2col + GEMM) and run(true) (direct) at a shape's first use, one warm-up each
