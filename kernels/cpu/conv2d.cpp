@@ -1,4 +1,8 @@
-// conv2d as im2col + GEMM, NHWC.
+// conv2d on the CPU, NHWC: float32 picks per shape and part between the direct kernels
+// (kernels/cpu/conv2d_direct.h) and im2col + GEMM (below) by ConvMethod (conv2d.h); float64 always
+// takes im2col + GEMM.
+//
+// im2col + GEMM:
 //   x [N, H, W, Cin], weight [Cout, KH, KW, Cin] = W [Cout, K] with K = KH*KW*Cin,
 //   col [N*OH*OW, K]: row (n, oh, ow) holds the KH x KW x Cin input patch under that output pixel,
 //   out [N*OH*OW, Cout] = col W^T + bias.
