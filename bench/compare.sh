@@ -3,13 +3,16 @@
 #
 #   bash bench/compare.sh            # everything this machine can run (GPU cases when a GPU works)
 #   ITERS=20 bash bench/compare.sh   # more timed iterations (default 10)
+#   BUILD_DIR=build bash bench/compare.sh  # reuse a configured build tree (only the targets are built)
+#   THREADS=1 bash bench/compare.sh  # CPU: both sides on one thread (less at the mercy of other load)
 #
 # Builds the benchmarks into build-bench/, runs bench_end_to_end and bench/pytorch_reference.py on
 # the same configs and batch sizes (and, on a GPU, the kernel benchmarks against the copy bandwidth
 # and bf16 GEMM peak measured in the same run), keeps every JSON line in
 # bench-results/<date>-<host>/results.jsonl and prints the table bench/compare_table.py makes.
-# On the CPU it gives PyTorch the OpenBLAS kernels the engine chose (OPENBLAS_CORETYPE), so that
-# both sides run the same GEMM code where PyTorch uses BLAS at all.
+# PyTorch: the current release from PyPI in .venv-bench/ (eager and torch.compile variants), and
+# Debian's python3-torch 1.13 as a second column where it is installed; Debian's build gets the
+# OpenBLAS kernels the engine chose (OPENBLAS_CORETYPE), the PyPI wheel brings its own BLAS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 iters=${ITERS:-10}
@@ -17,28 +20,41 @@ out="bench-results/$(date +%Y-%m-%d-%H%M)-$(hostname -s)"
 mkdir -p "$out"
 results="$out/results.jsonl"
 : >"$results"
+load_before=$(uptime | sed 's/.*load average: //')
 
-# A python3 that imports torch: the one on PATH, Debian's, or Debian's python3-torch installed now.
-python=""
-for candidate in python3 /usr/bin/python3; do
-  if command -v "$candidate" >/dev/null && "$candidate" -c "import torch" 2>/dev/null; then python=$candidate; break; fi
-done
-if [[ -z $python ]]; then
-  echo "compare: no python3 with torch; installing Debian's python3-torch" >&2
-  sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
-  $sudo apt-get update -q && $sudo apt-get install -y -q python3-torch
-  python=/usr/bin/python3
+# Current PyTorch from PyPI in a virtual environment of its own (.venv-bench/, or $TORCH_VENV),
+# installed on first use without touching the system Python. Without a GPU: the CPU wheel index
+# first, plain PyPI (CUDA wheels, which run on the CPU too) where that index is unreachable.
+venv=${TORCH_VENV:-.venv-bench}
+if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
+  echo "compare: installing current PyTorch into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+    "$venv/bin/pip" install -q torch
+  else
+    "$venv/bin/pip" install -q --index-url https://download.pytorch.org/whl/cpu torch ||
+      "$venv/bin/pip" install -q torch
+  fi
 fi
+python="$venv/bin/python"
+# Debian's python3-torch (1.13), when installed, runs the same script as a second column.
+old_python=""
+if [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c "import torch" 2>/dev/null; then old_python=/usr/bin/python3; fi
 
 gpu=0
 if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then gpu=1; fi
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DDDPM_BUILD_TESTS=OFF -DDDPM_WITH_CUDA=$([[ $gpu == 1 ]] && echo ON || echo OFF) >/dev/null
+build=${BUILD_DIR:-build-bench}
+if [[ -z ${BUILD_DIR:-} ]]; then
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DDDPM_BUILD_TESTS=OFF -DDDPM_WITH_CUDA=$([[ $gpu == 1 ]] && echo ON || echo OFF) >/dev/null
+fi
 targets=(bench_end_to_end ddpm)
 [[ $gpu == 1 ]] && targets+=(bench_cuda_diffusion bench_cuda_norm_attention bench_cuda_conv2d bench_cuda_adam)
-cmake --build build-bench -j "$(nproc)" --target "${targets[@]}" >/dev/null
+cmake --build "$build" -j "$(nproc)" --target "${targets[@]}" >/dev/null
 
-engine() { build-bench/bench/bench_end_to_end --iters "$iters" "$@" | tee -a "$results"; }
+engine() { "$build"/bench/bench_end_to_end --iters "$iters" "$@" | tee -a "$results"; }
 torch_ref() { "$python" bench/pytorch_reference.py --iters "$iters" "$@" | tee -a "$results"; }
+old_torch_ref() { [[ -z $old_python ]] || "$old_python" bench/pytorch_reference.py --iters "$iters" "$@" | tee -a "$results"; }
 
 if [[ $gpu == 1 ]]; then
   cifar=configs/cifar10_ddpm.json
@@ -50,20 +66,29 @@ if [[ $gpu == 1 ]]; then
   torch_ref --config $cifar --device cuda --batch 256 --cases sample --warmup 5 --variants all
   torch_ref --config $cifar --device cuda --batch 128 --cases attention --attention-tokens 256,64 --warmup 5
   for kernel in bench_cuda_diffusion bench_cuda_norm_attention bench_cuda_conv2d bench_cuda_adam; do
-    "build-bench/bench/$kernel" | tee -a "$results"
+    "$build/bench/$kernel" | tee -a "$results"
   done
 else
-  core=$(build-bench/ddpm info --config configs/quickstart.json 2>/dev/null | sed -n 's/.*OpenBLAS kernels \([A-Za-z0-9]*\).*/\1/p')
-  engine --config configs/quickstart.json --device cpu --batch 32 --cases train,sample --warmup 3
-  OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$core} torch_ref --config configs/quickstart.json --device cpu --batch 32 \
-    --cases train,sample --warmup 3 --variants all
+  core=$("$build"/ddpm info --config configs/quickstart.json 2>/dev/null | sed -n 's/.*OpenBLAS kernels \([A-Za-z0-9]*\).*/\1/p')
+  # Engine and current PyTorch twice, alternating, so that a load change on a shared machine
+  # hits both sides; Debian's torch once.
+  threads=${THREADS:-$(nproc)}
+  for round in 1 2; do
+    OMP_NUM_THREADS=$threads engine --config configs/quickstart.json --device cpu --batch 32 --cases train,sample --warmup 3
+    torch_ref --config configs/quickstart.json --device cpu --batch 32 --cases train,sample --warmup 3 --variants all \
+      --threads "$threads"
+  done
+  OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$core} old_torch_ref --config configs/quickstart.json --device cpu \
+    --batch 32 --cases train,sample --warmup 3 --variants all --threads "$threads"
 fi
 
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ), host: $(hostname -s), command: bash bench/compare.sh (ITERS=$iters)"
   if [[ $gpu == 1 ]]; then nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; else
-    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, no GPU"; fi
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, ${threads} threads per side, no GPU"
+    echo "load average (1, 5, 15 min): before ${load_before}; after $(uptime | sed 's/.*load average: //')"; fi
   "$python" -c "import torch; print('torch', torch.__version__)"
+  [[ -z $old_python ]] || "$old_python" -c "import torch; print('second column: torch', torch.__version__)"
   echo
   python3 bench/compare_table.py "$results"
 } | tee "$out/table.md"

@@ -4,8 +4,9 @@ ratios, with the targets of issue 6 marked met or not. Standard library only.
 
     python3 bench/compare_table.py results.jsonl
 
-End to end: "vs PyTorch best" = PyTorch's fastest variant's median ms / the engine's median ms
-(above 1: the engine is faster). Kernels: the fraction of the limit measured in the same run.
+End to end: "vs PyTorch best" = the fastest variant's median ms of the newest torch in the run /
+the engine's median ms (above 1: the engine is faster); an older torch (Debian's 1.13) gets a
+column of its own. Kernels: the fraction of the limit measured in the same run.
 """
 import json
 import sys
@@ -28,28 +29,51 @@ def verdict(value, target):
     return f"{'met' if value >= target else 'NOT met'} (>= {target:g})"
 
 
+def torch_major(line):
+    try:
+        return int(str(line.get("torch", "0")).split(".")[0])
+    except ValueError:
+        return 0
+
+
 def end_to_end(lines):
+    """Engine against current PyTorch (torch >= 2, the ratio and target) and, where the run has
+    it, an older torch (Debian's 1.13) as a second column. compare.sh runs each side more than
+    once, alternating: every side's figure is its fastest run's median."""
     rows = []
     keys = sorted({(l["bench"], l["config"], l["device"], l["batch"]) for l in lines
                    if l.get("side") == "ddpm" and "config" in l})
+    old_versions = set()
     for bench, config, device, batch in keys:
         same = [l for l in lines if (l.get("bench"), l.get("config"), l.get("device"), l.get("batch"))
                 == (bench, config, device, batch)]
         torch_runs = [l for l in same if l["side"] == "pytorch" and "ms" in l]
-        best = min(torch_runs, key=lambda l: l["ms"]) if torch_runs else None
-        for ours in (l for l in same if l["side"] == "ddpm"):
+        newest = max((torch_major(l) for l in torch_runs), default=0)
+        current = [l for l in torch_runs if torch_major(l) == newest]
+        older = [l for l in torch_runs if torch_major(l) < newest]
+        old_versions.update(l.get("torch", "?") for l in older)
+        best = min(current, key=lambda l: l["ms"]) if current else None
+        old_best = min(older, key=lambda l: l["ms"]) if older else None
+        for variant in sorted({l["variant"] for l in same if l["side"] == "ddpm"}):
+            runs = [l for l in same if l["side"] == "ddpm" and l["variant"] == variant]
+            ours = min(runs, key=lambda l: l["ms"])
             ratio = best["ms"] / ours["ms"] if best else None
-            target = END_TO_END_TARGETS.get((bench, device)) if ours["variant"] != "fp32" or device == "cpu" else None
-            rows.append([f"{bench} {config} b{batch} {device}", ours["variant"], f"{ours['ms']:.2f}",
-                         f"{best['variant']} {best['ms']:.2f}" if best else "-",
-                         f"{ratio:.2f}x" if ratio else "-", verdict(ratio, target) if ratio else ""])
+            target = END_TO_END_TARGETS.get((bench, device)) if variant != "fp32" or device == "cpu" else None
+            rows.append([f"{bench} {config} b{batch} {device}", variant,
+                         f"{ours['ms']:.2f}" + (f" (best of {len(runs)} runs)" if len(runs) > 1 else ""),
+                         f"{best['variant']} {best['ms']:.2f} (torch {best.get('torch', '?')})" if best else "-",
+                         f"{ratio:.2f}x" if ratio else "-", verdict(ratio, target) if ratio else "",
+                         f"{old_best['variant']} {old_best['ms']:.2f} ({old_best['ms'] / ours['ms']:.2f}x)"
+                         if old_best else "-"])
     print("## End to end: the engine against PyTorch's fastest configuration\n")
-    table(["case", "engine", "engine ms", "PyTorch best (ms)", "vs PyTorch best", "target"], rows)
-    rows = [[f"{l['bench']} {l['config']} b{l['batch']} {l['device']}", l["variant"],
+    old = "older torch " + ", ".join(sorted(old_versions)) if old_versions else "older torch"
+    table(["case", "engine", "engine ms", "PyTorch best (ms)", "vs PyTorch best", "target", f"{old} best (ms, engine vs it)"],
+          rows)
+    rows = [[f"{l['bench']} {l['config']} b{l['batch']} {l['device']}", f"{l['variant']} (torch {l.get('torch', '?')})",
              f"{l['ms']:.2f}" if "ms" in l else "skipped: " + l.get("skipped", "?")[:60]]
             for l in lines if l.get("side") == "pytorch" and "config" in l and l.get("bench") in ("train_step", "sample_step")]
     if rows:
-        print("\nEvery PyTorch variant:\n")
+        print("\nEvery PyTorch run:\n")
         table(["case", "variant", "ms"], rows)
     runs = [l for l in lines if l.get("side") == "ddpm" and l.get("bench") == "sample_run"]
     for l in runs:

@@ -716,6 +716,7 @@ def parse_args(argv=None):
     p.add_argument("--attention-tokens", help="comma list of token counts for the attention case "
                    "(default: the UNet's own attention shapes)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: every core)")
     args = p.parse_args(argv)
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     if args.attention_tokens:
@@ -726,9 +727,9 @@ def parse_args(argv=None):
     return args
 
 
-def setup_device(device):
+def setup_device(device, threads=0):
     if device == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(threads or os.cpu_count() or 1)
         note(f"torch {torch.__version__}, CPU, {torch.get_num_threads()} threads")
         return {}
     if not torch.cuda.is_available():
@@ -745,7 +746,7 @@ def main(argv=None):
     args.grad_clip = 0.0 if args.no_grad_clip else run.grad_clip
     variants = select_variants(args.variants, args.device)
     torch.manual_seed(args.seed)
-    device_info = setup_device(args.device)
+    device_info = setup_device(args.device, args.threads)
     params = check_model(run)
     s = run.unet
     note(f"{run.name}: UNet {s.resolution}x{s.resolution}x{s.in_channels} -> {s.out_channels} channels, "

@@ -1,4 +1,8 @@
-// conv2d as im2col + GEMM, NHWC.
+// conv2d on the CPU, NHWC: float32 picks per shape and part between the direct kernels
+// (kernels/cpu/conv2d_direct.h) and im2col + GEMM (below) by ConvMethod (conv2d.h); float64 always
+// takes im2col + GEMM.
+//
+// im2col + GEMM:
 //   x [N, H, W, Cin], weight [Cout, KH, KW, Cin] = W [Cout, K] with K = KH*KW*Cin,
 //   col [N*OH*OW, K]: row (n, oh, ow) holds the KH x KW x Cin input patch under that output pixel,
 //   out [N*OH*OW, Cout] = col W^T + bias.
@@ -13,8 +17,15 @@
 // - otherwise through dcol [rows, K] = g W followed by a gather col2im (each input pixel sums the
 //   column entries that read it), which needs no atomics and writes every element of dx once.
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/conv2d.h"
@@ -22,6 +33,7 @@
 #include "engine/cpu_threads.h"
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/column_sums.h"
+#include "kernels/cpu/conv2d_direct.h"
 
 namespace ddpm {
 
@@ -37,6 +49,35 @@ std::atomic<int64_t> g_chunk_bytes{kDefaultChunkBytes};
 
 int64_t set_conv2d_chunk_bytes(int64_t bytes) {
   return g_chunk_bytes.exchange(bytes > 0 ? bytes : kDefaultChunkBytes);
+}
+
+ConvMethod parse_conv2d_method(const std::string& name) {
+  if (name == "auto") return ConvMethod::Auto;
+  if (name == "timed") return ConvMethod::Timed;
+  if (name == "direct") return ConvMethod::Direct;
+  if (name == "gemm") return ConvMethod::Gemm;
+  detail::fail("DDPM_CPU_CONV must be auto, timed, direct or gemm, got \"", name,
+               "\" (unset it for the default, auto)");
+}
+
+namespace {
+std::atomic<int> g_method{-1};  // -1: not read from DDPM_CPU_CONV yet
+}  // namespace
+
+ConvMethod conv2d_method() {
+  int m = g_method.load();
+  if (m < 0) {
+    const char* env = std::getenv("DDPM_CPU_CONV");
+    m = static_cast<int>(env && *env ? parse_conv2d_method(env) : ConvMethod::Auto);
+    g_method.store(m);
+  }
+  return static_cast<ConvMethod>(m);
+}
+
+ConvMethod set_conv2d_method(ConvMethod method) {
+  const ConvMethod previous = conv2d_method();
+  g_method.store(static_cast<int>(method));
+  return previous;
 }
 
 }  // namespace cpu
@@ -76,6 +117,51 @@ struct ConvGeometry {
 ConvGeometry geometry(const Tensor& x, const Tensor& weight, const Tensor& out_or_grad, int stride, Pad2d pad) {
   return {x.dim(0),      x.dim(1),           x.dim(2),           x.dim(3), weight.dim(0), weight.dim(1),
           weight.dim(2), out_or_grad.dim(1), out_or_grad.dim(2), stride,   pad.top,       pad.left};
+}
+
+cpu::DirectConvShape direct_shape(const ConvGeometry& g) {
+  return {g.n, g.h, g.w, g.cin, g.cout, g.kh, g.kw, g.oh, g.ow, g.stride, g.pad_top, g.pad_left};
+}
+
+enum class ConvPart { Forward, Dx, Dw };
+
+// The rule of ConvMethod::Auto (float32), from bench_cpu at batch 32 on an AVX-512 machine, with
+// its AVX2 kernels against OpenBLAS's Haswell ones as well (docs/benchmarks.md): the direct
+// kernels everywhere (pointwise convolutions included: 1.0 to 1.4x GEMM's speed), except dx and
+// dW with fewer than 8 input channels, where most vector lanes would idle (the UNet's first
+// conv's backward: 2.3 ms through GEMM, 4.0 direct).
+bool direct_by_rule(const ConvGeometry& g, ConvPart part) { return part == ConvPart::Forward || g.cin >= 8; }
+
+// Whether this part of this convolution runs on the direct kernels. ConvMethod::Timed times
+// run(false) (im2col + GEMM) and run(true) (direct) at a shape's first use, one warm-up each
+// then two interleaved timings, and keeps the faster per shape.
+template <class Run>
+bool use_direct(const ConvGeometry& g, ConvPart part, Run&& run) {
+  switch (cpu::conv2d_method()) {
+    case cpu::ConvMethod::Gemm: return false;
+    case cpu::ConvMethod::Direct: return true;
+    case cpu::ConvMethod::Auto: return direct_by_rule(g, part);
+    case cpu::ConvMethod::Timed: break;
+  }
+  using Key = std::array<int64_t, 13>;
+  static std::mutex mutex;
+  static std::map<Key, bool> chosen;
+  const Key key{static_cast<int64_t>(part), g.n, g.h, g.w, g.cin, g.cout, g.kh, g.kw, g.oh, g.ow, g.stride,
+                g.pad_top, g.pad_left};
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (auto it = chosen.find(key); it != chosen.end()) return it->second;
+  }
+  double best[2] = {1e300, 1e300};
+  for (int round = 0; round < 3; ++round)
+    for (int direct = 0; direct < 2; ++direct) {
+      const auto start = std::chrono::steady_clock::now();
+      run(direct == 1);
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (round > 0) best[direct] = std::min(best[direct], s);
+    }
+  std::lock_guard<std::mutex> lock(mutex);
+  return chosen.emplace(key, best[1] < best[0]).first->second;
 }
 
 // Scratch for one chunk's column matrix, kept per thread (and per type) between calls: a fresh
@@ -153,6 +239,84 @@ void col2im(const ConvGeometry& g, const T* dcol, int64_t samples, T* dx, bool a
   }
 }
 
+// out [N*OH*OW, Cout] = conv(x, w) + bias, through im2col and GEMM.
+template <class T>
+void gemm_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* out) {
+  const int64_t k = g.k(), rows_per_sample = g.out_pixels();
+  if (g.n == 0) return;
+  // The bias is preloaded into out and the GEMMs add onto it (beta = 1).
+  T beta = T(0);
+  if (bias) {
+    cpu::broadcast_rows(bias, g.n * rows_per_sample, g.cout, out);
+    beta = T(1);
+  }
+  if (g.is_pointwise()) {  // out [N*H*W, Cout] = x [N*H*W, Cin] W^T
+    cpu::gemm(false, true, g.n * rows_per_sample, g.cout, k, T(1), x, k, w, k, beta, out, g.cout);
+    return;
+  }
+  const int64_t chunk = g.chunk_samples(sizeof(T));
+  T* col = scratch<T>(chunk * rows_per_sample * k);
+  for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+    const int64_t samples = std::min(chunk, g.n - n0), rows = samples * rows_per_sample;
+    im2col(g, x + n0 * g.h * g.w * g.cin, samples, col);
+    // out chunk [rows, Cout] = col [rows, K] W^T [K, Cout]
+    cpu::gemm(false, true, rows, g.cout, k, T(1), col, k, w, k, beta, out + n0 * rows_per_sample * g.cout, g.cout);
+  }
+}
+
+// dx [N, H, W, Cin] and dW [Cout, K] (each skipped when null; = or += by acc_x, acc_w) through
+// im2col and GEMM.
+template <class T>
+void gemm_backward(const ConvGeometry& g, const T* x, const T* w, const T* gout, T* dx, bool acc_x, T* dw,
+                   bool acc_w) {
+  const int64_t k = g.k(), rows_per_sample = g.out_pixels();
+  const bool want_x = dx != nullptr, want_w = dw != nullptr;
+  if (g.n == 0) {  // no GEMM runs, but a written (not accumulated) dW must still become zero
+    if (want_w && !acc_w) std::fill(dw, dw + g.cout * k, T(0));
+    return;
+  }
+
+  if (g.is_pointwise()) {  // x is the column matrix [N*H*W, Cin]
+    const int64_t rows = g.n * rows_per_sample;
+    if (want_w)  // dW [Cout, Cin] = g^T [Cout, rows] x [rows, Cin]
+      cpu::gemm(true, false, g.cout, k, rows, T(1), gout, g.cout, x, k, T(acc_w ? 1 : 0), dw, k);
+    if (want_x)  // dx [rows, Cin] = g [rows, Cout] W [Cout, Cin]
+      cpu::gemm(false, false, rows, k, g.cout, T(1), gout, g.cout, w, k, T(acc_x ? 1 : 0), dx, k);
+    return;
+  }
+  if (!want_x && !want_w) return;
+
+  // One scratch buffer per chunk: first the column matrix for dW, then reused for dcol (or for
+  // the column matrix of g, whose rows are input pixels and columns KH*KW*Cout).
+  const bool transpose = want_x && g.has_transpose();
+  const ConvGeometry gt = g.transposed();
+  std::vector<T> wt(transpose ? static_cast<size_t>(g.cout * k) : 0);
+  if (transpose) flipped_transposed(g, w, wt.data());
+  const int64_t chunk = transpose ? std::min(g.chunk_samples(sizeof(T)), gt.chunk_samples(sizeof(T)))
+                                  : g.chunk_samples(sizeof(T));
+  T* col = scratch<T>(chunk * std::max(rows_per_sample * k, gt.out_pixels() * gt.k()));
+  for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+    const int64_t samples = std::min(chunk, g.n - n0), rows = samples * rows_per_sample;
+    const T* g_chunk = gout + n0 * rows_per_sample * g.cout;  // [rows, Cout]
+    if (want_w) {
+      im2col(g, x + n0 * g.h * g.w * g.cin, samples, col);
+      // dW [Cout, K] (+)= g^T [Cout, rows] col [rows, K]; only the first chunk may overwrite.
+      const bool add = n0 > 0 || acc_w;
+      cpu::gemm(true, false, g.cout, k, rows, T(1), g_chunk, g.cout, col, k, T(add ? 1 : 0), dw, k);
+    }
+    if (transpose) {
+      // dx chunk [samples*H*W, Cin] = col(g) [samples*H*W, KH*KW*Cout] wt^T [KH*KW*Cout, Cin]
+      im2col(gt, g_chunk, samples, col);
+      cpu::gemm(false, true, samples * gt.out_pixels(), g.cin, gt.k(), T(1), col, gt.k(), wt.data(), gt.k(),
+                T(acc_x ? 1 : 0), dx + n0 * g.h * g.w * g.cin, g.cin);
+    } else if (want_x) {
+      // dcol [rows, K] = g [rows, Cout] W [Cout, K]
+      cpu::gemm(false, false, rows, k, g.cout, T(1), g_chunk, g.cout, w, k, T(0), col, k);
+      col2im(g, col, samples, dx + n0 * g.h * g.w * g.cin, acc_x);
+    }
+  }
+}
+
 }  // namespace
 
 void CpuBackend::conv2d_forward(const conv2d_fwd& args) {
@@ -160,31 +324,20 @@ void CpuBackend::conv2d_forward(const conv2d_fwd& args) {
   cpu::dispatch_float(args.x.dtype(), "conv2d", [&](auto tag) {
     using T = decltype(tag);
     const ConvGeometry g = geometry(args.x, args.weight, args.out, args.stride, args.pad);
-    const int64_t k = g.k(), rows_per_sample = g.out_pixels();
     const T* x = args.x.data<T>();
     const T* w = args.weight.data<T>();  // [Cout, K]
-    T* out = args.out.data<T>();         // [N*OH*OW, Cout]
-    if (g.n == 0) return;
-
-    // The bias is preloaded into out and the GEMMs add onto it (beta = 1).
-    T beta = T(0);
-    if (args.bias.defined()) {
-      cpu::broadcast_rows(args.bias.data<T>(), g.n * rows_per_sample, g.cout, out);
-      beta = T(1);
+    const T* bias = args.bias.defined() ? args.bias.data<T>() : nullptr;
+    T* out = args.out.data<T>();  // [N*OH*OW, Cout]
+    if constexpr (std::is_same_v<T, float>) {
+      auto run = [&](bool direct) {
+        if (direct)
+          cpu::direct_conv2d_forward(direct_shape(g), x, w, bias, out);
+        else
+          gemm_forward(g, x, w, bias, out);
+      };
+      if (use_direct(g, ConvPart::Forward, run)) return run(true);
     }
-    if (g.is_pointwise()) {  // out [N*H*W, Cout] = x [N*H*W, Cin] W^T
-      cpu::gemm(false, true, g.n * rows_per_sample, g.cout, k, T(1), x, k, w, k, beta, out, g.cout);
-      return;
-    }
-    const int64_t chunk = g.chunk_samples(sizeof(T));
-    T* col = scratch<T>(chunk * rows_per_sample * k);
-    for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
-      const int64_t samples = std::min(chunk, g.n - n0), rows = samples * rows_per_sample;
-      im2col(g, x + n0 * g.h * g.w * g.cin, samples, col);
-      // out chunk [rows, Cout] = col [rows, K] W^T [K, Cout]
-      cpu::gemm(false, true, rows, g.cout, k, T(1), col, k, w, k, beta, out + n0 * rows_per_sample * g.cout,
-                g.cout);
-    }
+    gemm_forward(g, x, w, bias, out);
   });
 }
 
@@ -192,63 +345,44 @@ void CpuBackend::conv2d_backward(const conv2d_bwd& args) {
   cpu::dispatch_float(args.x.dtype(), "conv2d", [&](auto tag) {
     using T = decltype(tag);
     const ConvGeometry g = geometry(args.x, args.weight, args.grad_out, args.stride, args.pad);
-    const int64_t k = g.k(), rows_per_sample = g.out_pixels();
     const T* x = args.x.data<T>();
-    const T* w = args.weight.data<T>();        // [Cout, K]
-    const T* gout = args.grad_out.data<T>();   // [N*OH*OW, Cout]
-    const bool want_x = args.grad_x.wanted(), want_w = args.grad_weight.wanted();
-    T* dx = want_x ? args.grad_x.tensor.data<T>() : nullptr;      // [N, H, W, Cin]
-    T* dw = want_w ? args.grad_weight.tensor.data<T>() : nullptr;  // [Cout, K]
+    const T* w = args.weight.data<T>();       // [Cout, K]
+    const T* gout = args.grad_out.data<T>();  // [N*OH*OW, Cout]
+    const bool acc_x = args.grad_x.accumulate, acc_w = args.grad_weight.accumulate;
+    T* dx = args.grad_x.wanted() ? args.grad_x.tensor.data<T>() : nullptr;            // [N, H, W, Cin]
+    T* dw = args.grad_weight.wanted() ? args.grad_weight.tensor.data<T>() : nullptr;  // [Cout, K]
 
     if (args.grad_bias.wanted())
-      cpu::column_sums(gout, g.n * rows_per_sample, g.cout, args.grad_bias.tensor.data<T>(),
-                       args.grad_bias.accumulate);
-    if (g.n == 0) {  // no GEMM runs, but a written (not accumulated) dW must still become zero
-      if (want_w && !args.grad_weight.accumulate) std::fill(dw, dw + g.cout * k, T(0));
+      cpu::column_sums(gout, g.n * g.out_pixels(), g.cout, args.grad_bias.tensor.data<T>(), args.grad_bias.accumulate);
+    if constexpr (std::is_same_v<T, float>) {
+      // Each gradient picks its method; a trial (timed mode) writes into scratch, never the slots.
+      bool direct_x = false, direct_w = false;
+      if (dx && cpu::direct_dx_supported(direct_shape(g))) {
+        std::vector<float> trial;  // allocated by the first trial only
+        direct_x = use_direct(g, ConvPart::Dx, [&](bool direct) {
+          trial.resize(static_cast<size_t>(g.n * g.h * g.w * g.cin));
+          if (direct)
+            cpu::direct_conv2d_backward_x(direct_shape(g), gout, w, trial.data(), false);
+          else
+            gemm_backward<float>(g, x, w, gout, trial.data(), false, nullptr, false);
+        });
+      }
+      if (dw) {
+        std::vector<float> trial;
+        direct_w = use_direct(g, ConvPart::Dw, [&](bool direct) {
+          trial.resize(static_cast<size_t>(g.cout * g.k()));
+          if (direct)
+            cpu::direct_conv2d_backward_w(direct_shape(g), x, gout, trial.data(), false);
+          else
+            gemm_backward<float>(g, x, w, gout, nullptr, false, trial.data(), false);
+        });
+      }
+      if (direct_x) cpu::direct_conv2d_backward_x(direct_shape(g), gout, w, dx, acc_x);
+      if (direct_w) cpu::direct_conv2d_backward_w(direct_shape(g), x, gout, dw, acc_w);
+      gemm_backward(g, x, w, gout, direct_x ? nullptr : dx, acc_x, direct_w ? nullptr : dw, acc_w);
       return;
     }
-
-    if (g.is_pointwise()) {  // x is the column matrix [N*H*W, Cin]
-      const int64_t rows = g.n * rows_per_sample;
-      if (want_w)  // dW [Cout, Cin] = g^T [Cout, rows] x [rows, Cin]
-        cpu::gemm(true, false, g.cout, k, rows, T(1), gout, g.cout, x, k, T(args.grad_weight.accumulate ? 1 : 0),
-                  dw, k);
-      if (want_x)  // dx [rows, Cin] = g [rows, Cout] W [Cout, Cin]
-        cpu::gemm(false, false, rows, k, g.cout, T(1), gout, g.cout, w, k, T(args.grad_x.accumulate ? 1 : 0), dx,
-                  k);
-      return;
-    }
-    if (!want_x && !want_w) return;
-
-    // One scratch buffer per chunk: first the column matrix for dW, then reused for dcol (or for
-    // the column matrix of g, whose rows are input pixels and columns KH*KW*Cout).
-    const bool transpose = want_x && g.has_transpose();
-    const ConvGeometry gt = g.transposed();
-    std::vector<T> wt(transpose ? static_cast<size_t>(g.cout * k) : 0);
-    if (transpose) flipped_transposed(g, w, wt.data());
-    const int64_t chunk = transpose ? std::min(g.chunk_samples(sizeof(T)), gt.chunk_samples(sizeof(T)))
-                                    : g.chunk_samples(sizeof(T));
-    T* col = scratch<T>(chunk * std::max(rows_per_sample * k, gt.out_pixels() * gt.k()));
-    for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
-      const int64_t samples = std::min(chunk, g.n - n0), rows = samples * rows_per_sample;
-      const T* g_chunk = gout + n0 * rows_per_sample * g.cout;  // [rows, Cout]
-      if (want_w) {
-        im2col(g, x + n0 * g.h * g.w * g.cin, samples, col);
-        // dW [Cout, K] (+)= g^T [Cout, rows] col [rows, K]; only the first chunk may overwrite.
-        const bool add = n0 > 0 || args.grad_weight.accumulate;
-        cpu::gemm(true, false, g.cout, k, rows, T(1), g_chunk, g.cout, col, k, T(add ? 1 : 0), dw, k);
-      }
-      if (transpose) {
-        // dx chunk [samples*H*W, Cin] = col(g) [samples*H*W, KH*KW*Cout] wt^T [KH*KW*Cout, Cin]
-        im2col(gt, g_chunk, samples, col);
-        cpu::gemm(false, true, samples * gt.out_pixels(), g.cin, gt.k(), T(1), col, gt.k(), wt.data(), gt.k(),
-                  T(args.grad_x.accumulate ? 1 : 0), dx + n0 * g.h * g.w * g.cin, g.cin);
-      } else if (want_x) {
-        // dcol [rows, K] = g [rows, Cout] W [Cout, K]
-        cpu::gemm(false, false, rows, k, g.cout, T(1), g_chunk, g.cout, w, k, T(0), col, k);
-        col2im(g, col, samples, dx + n0 * g.h * g.w * g.cin, args.grad_x.accumulate);
-      }
-    }
+    gemm_backward(g, x, w, gout, dx, acc_x, dw, acc_w);
   });
 }
 

@@ -1,8 +1,23 @@
 #pragma once
 #include <cstdint>
+#include <string>
 
 namespace ddpm::cpu {
 // Sets the bound on conv2d's im2col scratch (bytes; <= 0 restores the default) and returns the
 // previous bound. Tests use it to force a batch to be split into several chunks.
 int64_t set_conv2d_chunk_bytes(int64_t bytes);
+
+// How float32 conv2d runs on the CPU (float64 always takes im2col + GEMM):
+//   Auto    the default: the direct kernels (kernels/cpu/conv2d_direct.h), except dx and dW with
+//           fewer than 8 input channels (and dx of strided convolutions); a fixed rule, the same
+//           in every process, so a resumed run repeats the uninterrupted one exactly;
+//   Timed   the faster of the two per shape and per part (forward, dx, dW), timed at first use;
+//           fastest, but two processes may choose differently and round differently;
+//   Direct  the direct kernels wherever they apply (dx of a strided convolution takes the GEMM);
+//   Gemm    im2col + GEMM everywhere.
+// The environment variable DDPM_CPU_CONV=auto|timed|direct|gemm sets it at first use.
+enum class ConvMethod { Auto, Timed, Direct, Gemm };
+ConvMethod conv2d_method();
+ConvMethod set_conv2d_method(ConvMethod method);  // returns the previous method
+ConvMethod parse_conv2d_method(const std::string& name);  // "auto", "timed", "direct" or "gemm"
 }  // namespace ddpm::cpu

@@ -62,12 +62,33 @@ void binary_forward(Binary op, const BinaryFwd& args) {
   const T* a = args.a.data<T>();
   const T* b = args.b.data<T>();
   T* out = args.out.data<T>();
-  BroadcastMap map(args.a.shape(), args.b.shape());
-#pragma omp parallel for if (args.a.numel() > kParallelGrain)
-  for (int64_t r = 0; r < map.rows; ++r) {
-    const T* brow = b + map.b_row_offset(r);
-    for (int64_t c = 0; c < map.cols; ++c)
-      out[r * map.cols + c] = apply(op, a[r * map.cols + c], brow[c * map.col_stride]);
+  const int64_t n = args.a.numel();
+  // The op and b's layout are fixed outside the loops, so that each loop vectorizes (the UNet's
+  // residual and time-embedding adds: 9% of a CPU sampling step when the op was chosen per element).
+  auto run = [&](auto f) {
+    if (args.a.shape() == args.b.shape()) {
+#pragma omp parallel for if (n > kParallelGrain)
+      for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
+      return;
+    }
+    BroadcastMap map(args.a.shape(), args.b.shape());
+#pragma omp parallel for if (n > kParallelGrain)
+    for (int64_t r = 0; r < map.rows; ++r) {
+      const T* brow = b + map.b_row_offset(r);
+      const T* arow = a + r * map.cols;
+      T* orow = out + r * map.cols;
+      if (map.col_stride == 1) {
+        for (int64_t c = 0; c < map.cols; ++c) orow[c] = f(arow[c], brow[c]);
+      } else {
+        const T bv = brow[0];
+        for (int64_t c = 0; c < map.cols; ++c) orow[c] = f(arow[c], bv);
+      }
+    }
+  };
+  switch (op) {
+    case Binary::Add: return run([](T x, T y) { return apply(Binary::Add, x, y); });
+    case Binary::Sub: return run([](T x, T y) { return apply(Binary::Sub, x, y); });
+    case Binary::Mul: return run([](T x, T y) { return apply(Binary::Mul, x, y); });
   }
 }
 
