@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 
+#include "engine/dropout_mask.h"
 #include "engine/pad2d.h"
 #include "engine/tensor.h"
 
@@ -26,9 +27,11 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, in
               Pad2d pad = 0);
 // x [N, ..., C]; gamma, beta [C]; C divisible by groups. fuse_silu applies SiLU to the result.
 // sample_bias [N, C] (optional): normalizes x + sample_bias (broadcast over the spatial axes)
-// without materializing the sum (the UNet's time-embedding add).
+// without materializing the sum (the UNet's time-embedding add). dropout (p > 0): the result times
+// the dropout op's mask, as dropout(group_norm(...), p, seed, stream, offset) but in one op.
 Tensor group_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int groups,
-                  double eps = 1e-5, bool fuse_silu = false, const Tensor& sample_bias = {});
+                  double eps = 1e-5, bool fuse_silu = false, const Tensor& sample_bias = {},
+                  const DropoutMask& dropout = {});
 // q, k, v [N, T, C] -> [N, T, C]; heads divides C. For an NHWC map, T = H*W (a reshape view).
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads);
 // Attention's projections fused: x [..., K], weights[g] [N, K], biases[g] [N] (all or none) for

@@ -28,11 +28,14 @@ class ResBlock final : public Module {
   Tensor forward(const Tensor& x, const Tensor& temb_act, const DropoutKey& key) const {
     Tensor h = conv1_->forward(norm1_->forward(x, true));
     const Tensor temb = temb_proj_->forward(temb_act);  // [N, out]
-    if (*fused_)  // the add inside the GroupNorm: the sum h + temb is never stored
-      h = norm2_->forward(h, true, temb);
-    else
+    if (*fused_) {  // the add and the dropout inside the GroupNorm: neither h + temb nor its mask stored
+      DropoutMask drop;
+      if (training()) drop = {dropout_, key.seed, key.for_layer(layer_), key.offset_in(h)};
+      h = norm2_->forward(h, true, temb, drop);
+    } else {
       h = norm2_->forward(add(h, temb.reshape({x.dim(0), 1, 1, out_})), true);
-    if (training()) h = dropout(h, dropout_, key.seed, key.for_layer(layer_), key.offset_in(h));
+      if (training()) h = dropout(h, dropout_, key.seed, key.for_layer(layer_), key.offset_in(h));
+    }
     h = conv2_->forward(h);
     return add(shortcut_ ? shortcut_->forward(x) : x, h);
   }

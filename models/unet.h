@@ -31,8 +31,9 @@ struct UNetConfig {
   int downsample_padding = 1;    // 1: pad 1 on every side; 0: pad only bottom and right (TF "SAME")
   int num_classes = 0;  // > 0: class-conditional, a class embedding added to the time embedding
   // Fused ops: attention's q, k, v projections as one op (linear_qkv + attention_qkv), and each
-  // residual block's time-embedding add inside its second GroupNorm (group_norm's sample_bias).
-  // false runs the ops they replace (same parameters, same results): for parity tests and benchmarks.
+  // residual block's time-embedding add and dropout inside its second GroupNorm (group_norm's
+  // sample_bias and dropout). false runs the ops they replace (same parameters, same results): for
+  // parity tests and benchmarks.
   bool fused = true;
 };
 

@@ -229,31 +229,53 @@ OpCase group_norm_case() {
                        },
                        [groups, fuse](const OpArgs& in) { return ref::group_norm(in[0], in[1], in[2], groups, 1e-5, fuse).out; }});
   }
-  // With a sample bias [N, C] (x + b normalized): NHWC maps with and without the SiLU, a rank-2
-  // input, one channel per group (the bias cancels: its gradient is zero).
-  for (const Shapes& s : std::vector<Shapes>{{{2, 3, 5, 8}, 4, false}, {{2, 3, 5, 8}, 4, true}, {{3, 6}, 2, false},
-                                             {{2, 4, 6}, 6, true}}) {
+  // With a sample bias [N, C] (x + b normalized) and/or dropout on the output (the UNet's fused
+  // residual block): NHWC maps with and without the SiLU, a rank-2 input, one channel per group (the
+  // bias cancels: its gradient is zero), dropout at an odd Philox offset.
+  struct Fused {
+    Shapes s;
+    bool bias;
+    double p;
+  };
+  for (const Fused& f : std::vector<Fused>{{{{2, 3, 5, 8}, 4, false}, true, 0.0}, {{{2, 3, 5, 8}, 4, true}, true, 0.0},
+                                           {{{3, 6}, 2, false}, true, 0.0},        {{{2, 4, 6}, 6, true}, true, 0.0},
+                                           {{{2, 3, 5, 8}, 4, true}, true, 0.3},   {{{2, 3, 5, 8}, 4, false}, false, 0.5}}) {
+    const Shapes& s = f.s;
     const int64_t c = s.x.back();
     Tensor x = add(randn(s.x, ++stream, 2.0), Tensor::full({c}, 0.7, DType::F64));
     Tensor gamma = add(randn({c}, ++stream, 0.5), Tensor::ones({c}, DType::F64));
     const int groups = s.groups;
-    const bool fuse = s.fuse_silu;
+    const bool fuse = s.fuse_silu, bias = f.bias;
+    const DropoutMask drop{f.p, 17, 3, 5};
+    std::vector<OpInput> inputs{grad_in(x), grad_in(gamma), grad_in(randn({c}, ++stream, 0.5))};
+    if (bias) inputs.push_back(grad_in(randn({s.x[0], c}, ++stream, 1.5)));
+    auto bias_of = [](const OpArgs& in) { return in.size() > 3 ? in[3] : Tensor(); };
     configs.push_back(
-        {"x " + shape_str(s.x) + ", " + std::to_string(groups) + " groups, sample bias" + (fuse ? ", fused SiLU" : ""),
-         {grad_in(x), grad_in(gamma), grad_in(randn({c}, ++stream, 0.5)), grad_in(randn({s.x[0], c}, ++stream, 1.5))},
-         [groups, fuse](const OpArgs& in) { return group_norm(in[0], in[1], in[2], groups, 1e-5, fuse, in[3]); },
-         [groups, fuse](Backend& b, const OpArgs& in, const Tensor& out) {
+        {"x " + shape_str(s.x) + ", " + std::to_string(groups) + " groups" + (bias ? ", sample bias" : "") +
+             (fuse ? ", fused SiLU" : "") + (f.p > 0 ? ", dropout " + std::to_string(f.p) : ""),
+         inputs,
+         [groups, fuse, drop, bias_of](const OpArgs& in) {
+           return group_norm(in[0], in[1], in[2], groups, 1e-5, fuse, bias_of(in), drop);
+         },
+         [groups, fuse, drop, bias_of](Backend& b, const OpArgs& in, const Tensor& out) {
            const DType stats = in[0].dtype() == DType::F64 ? DType::F64 : DType::F32;
            Tensor mean = Tensor::empty({in[0].dim(0), groups}, stats, in[0].device());
            Tensor rstd = Tensor::empty({in[0].dim(0), groups}, stats, in[0].device());
-           b.group_norm_forward({in[0], in[1], in[2], out, mean, rstd, groups, 1e-5, fuse, in[3]});
+           b.group_norm_forward({in[0], in[1], in[2], out, mean, rstd, groups, 1e-5, fuse, bias_of(in), drop});
          },
-         [groups, fuse](const OpArgs& in) {  // the reference on x + b, the sum formed here
+         [groups, fuse, drop, bias_of](const OpArgs& in) {  // the reference on x + b, then the mask, formed here
            std::vector<double> xb = in[0].to_vector();
-           const std::vector<double> b = in[3].to_vector();
            const int64_t ch = in[0].shape().back(), per_sample = in[0].numel() / in[0].dim(0);
-           for (int64_t i = 0; i < in[0].numel(); ++i) xb[static_cast<size_t>(i)] += b[static_cast<size_t>(i / per_sample * ch + i % ch)];
-           return ref::group_norm(Tensor::from_vector(xb, in[0].shape(), DType::F64), in[1], in[2], groups, 1e-5, fuse).out;
+           if (bias_of(in).defined()) {
+             const std::vector<double> b = in[3].to_vector();
+             for (int64_t i = 0; i < in[0].numel(); ++i) xb[static_cast<size_t>(i)] += b[static_cast<size_t>(i / per_sample * ch + i % ch)];
+           }
+           std::vector<double> out =
+               ref::group_norm(Tensor::from_vector(xb, in[0].shape(), DType::F64), in[1], in[2], groups, 1e-5, fuse).out;
+           if (drop.p > 0)
+             for (size_t i = 0; i < out.size(); ++i)
+               out[i] = philox::uniform(drop.seed, drop.stream, drop.offset + i) >= static_cast<float>(drop.p) ? out[i] / (1 - drop.p) : 0.0;
+           return out;
          }});
   }
   OpCase c = make_case(OpKind::group_norm, configs);

@@ -57,8 +57,8 @@ Tensor GroupNorm::forward(const Tensor& x, bool fuse_silu) const {
   return group_norm(x, as_compute(gamma_, x), as_compute(beta_, x), groups_, eps_, fuse_silu);
 }
 
-Tensor GroupNorm::forward(const Tensor& x, bool fuse_silu, const Tensor& sample_bias) const {
-  return group_norm(x, as_compute(gamma_, x), as_compute(beta_, x), groups_, eps_, fuse_silu, sample_bias);
+Tensor GroupNorm::forward(const Tensor& x, bool fuse_silu, const Tensor& sample_bias, const DropoutMask& dropout) const {
+  return group_norm(x, as_compute(gamma_, x), as_compute(beta_, x), groups_, eps_, fuse_silu, sample_bias, dropout);
 }
 
 }  // namespace ddpm

@@ -7,6 +7,8 @@
 // A sample bias b [N, C] (x + b normalized) folds into the per-channel mean tables: x + b - mean =
 // x - (mean - b), so every pass reads x alone; its gradient is sum_s dx =
 // rstd (gamma sum_s dy - S mean(h) - mean(h xhat) sum_s xhat) per (n, c).
+// Dropout (p > 0) multiplies the output by the dropout op's mask (the same Philox draws, one block
+// per four elements); the backward first masks grad_out the same way.
 // Sums accumulate in double and x - mean is formed in double (a float32 mean of 1e4 is off by
 // 5e-4); the rest of the per-element arithmetic runs in the tensor's type (float32 loops vectorize
 // twice as wide, and float32 exp is the vectorizable one of kernels/cpu/fast_exp.h).
@@ -19,6 +21,7 @@
 #include <cmath>
 #include <vector>
 
+#include "engine/philox.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/fast_exp.h"
 
@@ -47,6 +50,23 @@ GroupDims group_dims(const Tensor& x, int groups) {
 }
 
 inline size_t at(int64_t i) { return static_cast<size_t>(i); }
+
+// v[0, count) (the flat elements [first, first + count) of the output) times the dropout mask:
+// keep(i) / (1 - p), keep(i) = uniform(seed, stream, offset + i) >= float(p), as the dropout op.
+template <class T>
+void apply_dropout(T* v, int64_t first, int64_t count, const DropoutMask& d) {
+  const T keep_scale = static_cast<T>(1.0 / (1.0 - d.p));
+  const float threshold = static_cast<float>(d.p);
+  const uint64_t begin = d.offset + static_cast<uint64_t>(first), end = begin + static_cast<uint64_t>(count);
+  for (uint64_t b = begin / 4; b < (end + 3) / 4; ++b) {
+    float u[4];
+    philox::uniform4(d.seed, d.stream, b, u);
+    for (uint64_t w = 0; w < 4; ++w) {
+      const uint64_t i = 4 * b + w;
+      if (i >= begin && i < end) v[i - begin] = u[w] >= threshold ? v[i - begin] * keep_scale : T(0);
+    }
+  }
+}
 
 // channel_mean [N, C] - b [N, C] when the op has a sample bias (see the top of the file).
 template <class T>
@@ -204,6 +224,7 @@ void CpuBackend::group_norm_forward(const group_norm_fwd& args) {
       for (int64_t c = 0; c < d.c; ++c) yr[c] = centered(xr[c], m[c]) * sc[c] + beta[c];
       if (fuse_silu)
         for (int64_t c = 0; c < d.c; ++c) yr[c] = silu(yr[c]);
+      if (args.dropout.p > 0) apply_dropout(yr, r * d.c, d.c, args.dropout);
     }
   });
 }
@@ -217,6 +238,14 @@ void CpuBackend::group_norm_backward(const group_norm_bwd& args) {
     const GroupDims d = group_dims(args.x, args.groups);
     const T* x = args.x.data<T>();
     const T* grad_out = args.grad_out.data<T>();
+    std::vector<T> dropped;  // with dropout: grad_out times the mask, the gradient at the normalized output
+    if (args.dropout.p > 0) {
+      dropped.assign(grad_out, grad_out + args.x.numel());
+      const int64_t rows = d.n * d.s;
+#pragma omp parallel for if (rows * d.c > kParallelGrain)
+      for (int64_t r = 0; r < rows; ++r) apply_dropout(dropped.data() + r * d.c, r * d.c, d.c, args.dropout);
+      grad_out = dropped.data();
+    }
     const T* gamma_t = args.gamma.data<T>();
     const T* beta_t = args.beta.data<T>();
     const std::vector<double> gamma = widened(gamma_t, d.c);

@@ -31,11 +31,15 @@
 // sum_s dx per (n, c), from sums the backward already has: with xhat = (x - mean) rstd - shift,
 //   db[n, c] = rstd (gamma[c] sum dy - S mean_h - mean_hx (rstd sum(x - mean) - S shift)),
 // one thread per (n, c) over the chunk partials and the group table (one more small launch).
+//
+// Dropout (p > 0): the output is multiplied by the dropout op's mask (philox::uniform of the flat
+// index, one draw per element here), and the backward masks dy the same way as it loads it.
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
 #include <type_traits>
 
+#include "engine/philox.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/cuda_backend.h"
@@ -92,6 +96,20 @@ __device__ __forceinline__ void put_vec(T* p, float (&v)[V], bool accumulate) {
     for (int e = 0; e < V; ++e) v[e] += old[e];
   }
   store_vec<T, V>(p, v);
+}
+
+// The dropout op's mask on one element of the output (flat index `index`): v * keep / (1 - p).
+struct DeviceDropout {
+  bool on = false;
+  float threshold = 0.0f, keep_scale = 1.0f;
+  uint64_t seed = 0, stream = 0, offset = 0;
+  __device__ __forceinline__ float apply(float v, int64_t index) const {
+    return philox::uniform(seed, stream, offset + static_cast<uint64_t>(index)) >= threshold ? v * keep_scale : 0.0f;
+  }
+};
+DeviceDropout device_dropout(const DropoutMask& d) {
+  if (d.p <= 0) return {};
+  return {true, static_cast<float>(d.p), static_cast<float>(1.0 / (1.0 - d.p)), d.seed, d.stream, d.offset};
 }
 
 __device__ __forceinline__ float silu_f(float y) { return y / (1.0f + expf(-y)); }
@@ -284,6 +302,7 @@ template <class T> struct FwdArgs {
   float eps;
   bool silu;
   const T* sample_bias;  // [N, C] or null
+  DeviceDropout drop;
 };
 
 // Merges the chunk statistics of one (n, g) in chunk order (Chan et al., around chunk 0's hi).
@@ -390,6 +409,7 @@ __global__ void __launch_bounds__(kFwdThreads)
     for (int e = 0; e < V; ++e) {
       y[e] = ((x[i][e] - hi) - lo) * scale[e] + shift[e];
       if (a.silu) y[e] = silu_f(y[e]);
+      if (a.drop.on) y[e] = a.drop.apply(y[e], offset(t, q, i) + e);
     }
     store_vec<T, V>(a.out + offset(t, q, i), y);
   }
@@ -405,6 +425,7 @@ template <class T> struct BwdArgs {
   float* partials;      // [N, chunks, 3, C]: per-channel sums of dy, dy * xhat', x - mean
   float* table;         // [N, G, 3]: shift, mean(h), mean(h * xhat)
   const T* sample_bias;  // [N, C] or null
+  DeviceDropout drop;
 };
 
 // Reads x and grad_out; g becomes dy (grad_out, times silu'(y) when fused). Per-thread sums of the
@@ -414,6 +435,14 @@ __device__ __forceinline__ void load_dy(const BwdArgs<T>& a, const Tiling& t, co
                                         float (&g)[I][V], float mean, float rstd) {
   load_x_tile<T, V, I>(a.x, a.sample_bias, t, q, x);
   load_tile<T, V, I>(a.grad_out, t, q, g);
+  if (a.drop.on && q.active) {  // the gradient at the normalized output: grad_out times the mask
+#pragma unroll
+    for (int i = 0; i < I; ++i) {
+      if (!valid_row(t, q, i)) continue;
+#pragma unroll
+      for (int e = 0; e < V; ++e) g[i][e] = a.drop.apply(g[i][e], offset(t, q, i) + e);
+    }
+  }
   if (!a.silu || !q.active) return;
   float gm[V], bt[V];
 #pragma unroll
@@ -652,7 +681,8 @@ void CudaBackend::group_norm_forward(const group_norm_fwd& args) {
       const size_t smem = shared_bytes(t, V, 2);
       FwdArgs<T> a{ptr<T>(args.x), ptr<T>(args.gamma), ptr<T>(args.beta), ptr<T>(args.out),
                    ptr<float>(args.mean), ptr<float>(args.rstd), nullptr, static_cast<float>(args.eps),
-                   args.fuse_silu, args.sample_bias.defined() ? ptr<T>(args.sample_bias) : nullptr};
+                   args.fuse_silu, args.sample_bias.defined() ? ptr<T>(args.sample_bias) : nullptr,
+                   device_dropout(args.dropout)};
       const dim3 grid = tile_grid(t, n);
       if (t.chunks == 1) {
         group_norm_forward_kernel<T, V><<<grid, t.threads, smem, cuda::stream()>>>(a, t, FwdPhase::kSingle);
@@ -695,7 +725,7 @@ void CudaBackend::group_norm_backward(const group_norm_bwd& args) {
       BwdArgs<T> a{ptr<T>(args.grad_out), ptr<T>(args.x), ptr<T>(args.gamma), ptr<T>(args.beta),
                    ptr<float>(args.mean), ptr<float>(args.rstd), grad_x, args.grad_x.accumulate, args.fuse_silu,
                    scratch.as<float>(), scratch.as<float>() + partial_floats,
-                   args.sample_bias.defined() ? ptr<T>(args.sample_bias) : nullptr};
+                   args.sample_bias.defined() ? ptr<T>(args.sample_bias) : nullptr, device_dropout(args.dropout)};
       const dim3 grid = tile_grid(t, n);
       group_norm_backward_sums_kernel<T, V><<<grid, t.threads, smem, cuda::stream()>>>(a, t);
       DDPM_CUDA_CHECK_LAUNCH();
