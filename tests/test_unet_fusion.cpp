@@ -108,3 +108,12 @@ TEST_CASE("linear_qkv and attention_qkv refuse bad inputs with the op and the sh
   REQUIRE_THROWS_WITH(attention_qkv(test::randn({3, 2, 3, 4}, 8), 3),
                       Catch::Contains("attention_qkv") && Catch::Contains("3 heads"));
 }
+
+TEST_CASE("group_norm refuses a sample bias of the wrong shape and dropout p outside [0, 1)", "[unet-fusion][errors]") {
+  const Tensor x = test::randn({2, 3, 3, 4}, 1), c4 = Tensor::ones({4}, DType::F64);
+  REQUIRE_THROWS_WITH(group_norm(x, c4, c4, 2, 1e-5, false, test::randn({2, 3}, 2)),
+                      Catch::Contains("group_norm") && Catch::Contains("sample_bias") && Catch::Contains("[2, 3]") &&
+                          Catch::Contains("[2, 4]"));
+  REQUIRE_THROWS_WITH(group_norm(x, c4, c4, 2, 1e-5, false, {}, DropoutMask{1.0, 1, 2, 0}),
+                      Catch::Contains("group_norm") && Catch::Contains("dropout p"));
+}
