@@ -3,7 +3,7 @@
 // per case on stdout.
 //
 //   bench_end_to_end --config FILE [--device cpu|cuda] [--batch N] [--cases train,sample,sample_run]
-//                    [--iters K] [--warmup W] [--run-steps S] [--set section.key=value ...]
+//                    [--iters K] [--warmup W] [--run-steps S] [--unfused] [--set section.key=value ...]
 //
 // train_step: what `ddpm train` does per step minus data loading: random x0 in [-1, 1], uniform
 //   t, fused q_sample, the model, the configured loss, backward, gradient clipping, Adam with the
@@ -13,6 +13,11 @@
 // sample_run: a whole ancestral chain of --run-steps steps (default: every step of the diffusion)
 //   for --batch images; reported per run and per step.
 // Times: the median of K timed iterations after W warm-ups, each ended by a device synchronize.
+// Launches: train_step and sample_step also report what one more step (after the timed ones) asks
+// of the backend (engine/backend_call_counter.h): backend_calls_per_step on any device, and on CUDA
+// cuda_kernels_per_step (our kernels) and cublas_calls_per_step. --unfused runs the UNet without its
+// fused ops (UNetConfig::fused: q/k/v as three linear ops, the time-embedding add as its own op),
+// the before of those fusions; every line says which ("fused").
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -27,15 +32,14 @@
 #include "diffusion/schedule.h"
 #include "diffusion/timestep_sampler.h"
 #include "engine/autograd.h"
+#include "engine/backend_call_counter.h"
 #include "engine/cpu_startup_env.h"
 #include "engine/nn/parameters.h"
 #include "engine/ops.h"
 #include "engine/optim/adam.h"
 #include "engine/optim/ema.h"
+#include "models/unet.h"
 #include "tools/factories.h"
-#if DDPM_WITH_CUDA
-#include "kernels/cuda/launch_count.h"
-#endif
 
 namespace {
 
@@ -46,6 +50,7 @@ struct Options {
   std::vector<std::string> overrides;
   int64_t batch = 0;  // 0: the config's train.batch_size
   int iters = 10, warmup = 3, run_steps = 0;
+  bool unfused = false;
 };
 
 Options parse(int argc, char** argv) {
@@ -64,6 +69,7 @@ Options parse(int argc, char** argv) {
     else if (arg == "--warmup") o.warmup = std::atoi(value().c_str());
     else if (arg == "--run-steps") o.run_steps = std::atoi(value().c_str());
     else if (arg == "--set") o.overrides.push_back(value());
+    else if (arg == "--unfused") o.unfused = true;
     else detail::fail("bench_end_to_end: unknown option '", arg, "' (see the comment at the top of bench/bench_end_to_end.cpp)");
   }
   DDPM_CHECK(!o.config_file.empty(), "bench_end_to_end: --config FILE is required");
@@ -87,6 +93,22 @@ std::pair<double, double> time_ms(Device device, int warmup, int iters, Fn&& fn)
   return {ms[ms.size() / 2], ms.front()};
 }
 
+// What one call of fn asks of the backends: backend calls, and CUDA kernel launches and cuBLAS calls.
+template <class Fn>
+ddpm::Json launches_of(Fn&& fn) {
+  const CudaLaunchCounts before = cuda_launch_counts();
+  uint64_t calls = 0;
+  {
+    BackendCallCounter counter;
+    fn();
+    calls = counter.calls();
+  }
+  const CudaLaunchCounts after = cuda_launch_counts();
+  return {{"backend_calls_per_step", calls},
+          {"cuda_kernels_per_step", after.kernels - before.kernels},
+          {"cublas_calls_per_step", after.library_calls - before.library_calls}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -107,6 +129,7 @@ int main(int argc, char** argv) {
     Shape batch_shape{batch};
     batch_shape.insert(batch_shape.end(), image_shape.begin(), image_shape.end());
     std::unique_ptr<Denoiser> model = build_model(config, image_shape);
+    if (auto* unet = dynamic_cast<UNet*>(model.get())) unet->set_fused(!o.unfused);
     ParameterSet params(*model, 1, device);
     const double lr = t.lr;
     Adam adam(params, {0.9, 0.999, 1e-8, t.weight_decay, t.adamw});
@@ -159,14 +182,8 @@ int main(int argc, char** argv) {
         adam.step(lr, 1.0, &ema);
       };
       const auto ms = time_ms(device, o.warmup, o.iters, train_step);
-      Json extra = Json::object();
-#if DDPM_WITH_CUDA
-      if (device == Device::CUDA) {  // our own kernels in one more, warm step (not cuBLAS's or cuDNN's)
-        const uint64_t before = cuda::kernel_launches();
-        train_step();
-        extra["kernel_launches_per_step"] = cuda::kernel_launches() - before;
-      }
-#endif
+      Json extra = launches_of(train_step);
+      extra["fused"] = !o.unfused;
       report("train_step", batch, ms, extra);
     }
     model->train(false);
@@ -184,7 +201,10 @@ int main(int argc, char** argv) {
         (void)sample_ancestral(chain, network, batch_shape, dtype, device, so);
       };
       auto ms = time_ms(device, o.warmup, o.iters, run);
-      report("sample_step", batch, {ms.first / kChain, ms.second / kChain}, {{"measured_as", "10-step chain / 10"}});
+      Json extra{{"measured_as", "10-step chain / 10"}, {"fused", !o.unfused}};
+      const Json launches = launches_of(run);  // of the 10-step chain
+      for (const auto& [key, count] : launches.items()) extra[key] = count.get<double>() / kChain;
+      report("sample_step", batch, {ms.first / kChain, ms.second / kChain}, extra);
     }
     if (cases.count("sample_run")) {
       const int steps = o.run_steps > 0 ? o.run_steps : diffusion.steps();

@@ -18,10 +18,14 @@ const char* op_name(OpKind kind) {
   return "?";
 }
 
+namespace detail {
+Backend& counted(Backend& backend);  // engine/backend_call_counter.cpp
+}
+
 Backend& backend_for(Device device) {
   switch (device) {
-    case Device::CPU: return cpu_backend();
-    case Device::CUDA: return cuda_backend();
+    case Device::CPU: return detail::counted(cpu_backend());
+    case Device::CUDA: return detail::counted(cuda_backend());
   }
   return cpu_backend();
 }

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "engine/diffusion_op_types.h"
+#include "engine/dropout_mask.h"
 #include "engine/pad2d.h"
 #include "engine/tensor.h"
 
@@ -63,6 +64,21 @@ struct linear_bwd {
   GradSlot grad_x, grad_weight, grad_bias;
 };
 
+// x [..., K], weight[g] [N, K], bias[g] [N] (all three or none) for g = q, k, v
+// -> out [3, ..., N], out[g] = x weight[g]^T + bias[g]: attention's three projections of one input in
+// one op (on CUDA one batched GEMM), written where the packed attention reads them (attention_qkv).
+struct linear_qkv_fwd {
+  Tensor x;
+  Tensor weight[3], bias[3];
+  Tensor out;
+};
+struct linear_qkv_bwd {
+  Tensor grad_out, x;  // grad_out [3, ..., N]
+  Tensor weight[3];
+  GradSlot grad_x;
+  GradSlot grad_weight[3], grad_bias[3];
+};
+
 // x [N, H, W, Cin] (NHWC), weight [Cout, KH, KW, Cin], bias [Cout] (optional)
 // -> out [N, OH, OW, Cout], OH = (H + pad.top + pad.bottom - KH) / stride + 1,
 //    OW = (W + pad.left + pad.right - KW) / stride + 1
@@ -80,17 +96,25 @@ struct conv2d_bwd {
 
 // x [N, ..., C] normalized over (spatial, C/groups) per sample and group; gamma, beta [C];
 // mean, rstd [N, groups] are saved for the backward. Optionally out = silu(normalized).
+// sample_bias [N, C] (optional) is added to x first, per sample and channel (the UNet's time
+// embedding): the statistics, mean and rstd are those of x + sample_bias. dropout (p > 0) masks the
+// output last (after the SiLU), exactly as the dropout op would; the backward redraws the mask.
 struct group_norm_fwd {
   Tensor x, gamma, beta, out, mean, rstd;
   int groups = 32;
   double eps = 1e-5;
   bool fuse_silu = false;
+  Tensor sample_bias{};  // (initialized, so that callers without it compile warning-free)
+  DropoutMask dropout{};
 };
 struct group_norm_bwd {
   Tensor grad_out, x, gamma, beta, mean, rstd;
   int groups = 32;
   bool fuse_silu = false;
   GradSlot grad_x, grad_gamma, grad_beta;
+  Tensor sample_bias{};
+  GradSlot grad_sample_bias{};  // [N, C]: the sum of grad_x over the spatial axes
+  DropoutMask dropout{};
 };
 
 // q, k, v [N, T, C] with `heads` heads of d = C / heads channels each

@@ -2,8 +2,10 @@
 // the shapes and what was expected), runs the forward on the inputs' backend and records the
 // backward. Images are NHWC.
 #pragma once
+#include <array>
 #include <cstdint>
 
+#include "engine/dropout_mask.h"
 #include "engine/pad2d.h"
 #include "engine/tensor.h"
 
@@ -24,10 +26,19 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, int stride = 1,
               Pad2d pad = 0);
 // x [N, ..., C]; gamma, beta [C]; C divisible by groups. fuse_silu applies SiLU to the result.
+// sample_bias [N, C] (optional): normalizes x + sample_bias (broadcast over the spatial axes)
+// without materializing the sum (the UNet's time-embedding add). dropout (p > 0): the result times
+// the dropout op's mask, as dropout(group_norm(...), p, seed, stream, offset) but in one op.
 Tensor group_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int groups,
-                  double eps = 1e-5, bool fuse_silu = false);
+                  double eps = 1e-5, bool fuse_silu = false, const Tensor& sample_bias = {},
+                  const DropoutMask& dropout = {});
 // q, k, v [N, T, C] -> [N, T, C]; heads divides C. For an NHWC map, T = H*W (a reshape view).
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads);
+// Attention's projections fused: x [..., K], weights[g] [N, K], biases[g] [N] (all or none) for
+// g = q, k, v -> [3, ..., N], slice g = linear(x, weights[g], biases[g]).
+Tensor linear_qkv(const Tensor& x, const std::array<Tensor, 3>& weights, const std::array<Tensor, 3>& biases);
+// attention(q, k, v, heads) with q, k, v the three slices of qkv [3, N, T, C] (views, no copies).
+Tensor attention_qkv(const Tensor& qkv, int heads);
 Tensor upsample2x(const Tensor& x);                // [N,H,W,C] -> [N,2H,2W,C]
 Tensor concat(const Tensor& a, const Tensor& b);   // along the last (channel) axis
 // Identity when p == 0. The mask is addressed by (seed, stream) through Philox, element i at

@@ -57,7 +57,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int str
 }
 
 Tensor group_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int groups, double eps,
-                  bool fuse_silu) {
+                  bool fuse_silu, const Tensor& sample_bias, const DropoutMask& dropout) {
   DDPM_CHECK(x.rank() >= 2, "group_norm: expected x [N, ..., C], got ", shape_str(x.shape()));
   const int64_t c = x.dim(-1);
   DDPM_CHECK(groups >= 1 && c % groups == 0, "group_norm: ", c, " channels of x ", shape_str(x.shape()),
@@ -67,17 +67,23 @@ Tensor group_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int 
   check_same_device_dtype("group_norm", x, beta);
   check_shape("group_norm", "gamma", gamma, {c});
   check_shape("group_norm", "beta", beta, {c});
+  DDPM_CHECK(dropout.p >= 0 && dropout.p < 1, "group_norm: dropout p must be in [0, 1), got ", dropout.p);
+  if (sample_bias.defined()) {
+    check_same_device_dtype("group_norm", x, sample_bias);
+    check_shape("group_norm", "sample_bias", sample_bias, {x.dim(0), c});
+  }
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   // Statistics are float32 even for bfloat16 activations (float64 for float64 inputs).
   const DType stats = x.dtype() == DType::F64 ? DType::F64 : DType::F32;
   Tensor mean = Tensor::empty({x.dim(0), groups}, stats, x.device());
   Tensor rstd = Tensor::empty({x.dim(0), groups}, stats, x.device());
-  backend_for(x.device()).group_norm_forward({x, gamma, beta, out, mean, rstd, groups, eps, fuse_silu});
-  return record(OpKind::group_norm, out, {x, gamma, beta},
-                [x = saved(x), gamma = saved(gamma), beta = saved(beta), mean, rstd, groups, fuse_silu](
-                    const Tensor& g, std::vector<GradSlot>& s) {
+  backend_for(x.device()).group_norm_forward(
+      {x, gamma, beta, out, mean, rstd, groups, eps, fuse_silu, sample_bias, dropout});
+  return record(OpKind::group_norm, out, {x, gamma, beta, sample_bias},
+                [x = saved(x), gamma = saved(gamma), beta = saved(beta), mean, rstd, groups, fuse_silu,
+                 bias = saved(sample_bias), dropout](const Tensor& g, std::vector<GradSlot>& s) {
                   backend_for(g.device()).group_norm_backward(
-                      {g, x, gamma, beta, mean, rstd, groups, fuse_silu, s[0], s[1], s[2]});
+                      {g, x, gamma, beta, mean, rstd, groups, fuse_silu, s[0], s[1], s[2], bias, s[3], dropout});
                 });
 }
 

@@ -12,8 +12,10 @@ namespace ddpm {
 // init), plus the input (through a 1x1 conv when the channel count changes).
 class ResBlock final : public Module {
  public:
-  ResBlock(int64_t in, int64_t out, int64_t temb_dim, double dropout, int groups, int layer, double eps = 1e-6)
-      : out_(out), dropout_(dropout), layer_(layer) {
+  // fused: the UNet's switch (UNetConfig::fused), read at each forward.
+  ResBlock(int64_t in, int64_t out, int64_t temb_dim, double dropout, int groups, int layer, double eps,
+           const bool* fused)
+      : out_(out), dropout_(dropout), layer_(layer), fused_(fused) {
     norm1_ = &add_module<GroupNorm>("norm1", in, groups, eps);
     conv1_ = &add_module<Conv2d>("conv1", in, out, 3);
     temb_proj_ = &add_module<Linear>("temb_proj", temb_dim, out);
@@ -25,9 +27,15 @@ class ResBlock final : public Module {
   // x [N,H,W,in], temb_act = silu(temb) [N, temb_dim] -> [N,H,W,out]
   Tensor forward(const Tensor& x, const Tensor& temb_act, const DropoutKey& key) const {
     Tensor h = conv1_->forward(norm1_->forward(x, true));
-    h = add(h, temb_proj_->forward(temb_act).reshape({x.dim(0), 1, 1, out_}));
-    h = norm2_->forward(h, true);
-    if (training()) h = dropout(h, dropout_, key.seed, key.for_layer(layer_), key.offset_in(h));
+    const Tensor temb = temb_proj_->forward(temb_act);  // [N, out]
+    if (*fused_) {  // the add and the dropout inside the GroupNorm: neither h + temb nor its mask stored
+      DropoutMask drop;
+      if (training()) drop = {dropout_, key.seed, key.for_layer(layer_), key.offset_in(h)};
+      h = norm2_->forward(h, true, temb, drop);
+    } else {
+      h = norm2_->forward(add(h, temb.reshape({x.dim(0), 1, 1, out_})), true);
+      if (training()) h = dropout(h, dropout_, key.seed, key.for_layer(layer_), key.offset_in(h));
+    }
     h = conv2_->forward(h);
     return add(shortcut_ ? shortcut_->forward(x) : x, h);
   }
@@ -36,6 +44,7 @@ class ResBlock final : public Module {
   int64_t out_;
   double dropout_;
   int layer_;
+  const bool* fused_;
   GroupNorm* norm1_;
   Conv2d* conv1_;
   Linear* temb_proj_;
@@ -44,10 +53,12 @@ class ResBlock final : public Module {
   Conv2d* shortcut_ = nullptr;
 };
 
-// x + proj_out(attention(q, k, v)) over the H*W positions, q/k/v/proj_out 1x1 (linear over C).
+// x + proj_out(attention(q, k, v)) over the H*W positions, q/k/v/proj_out 1x1 (linear over C). q, k
+// and v stay three layers (their names, layout and initial values); forward runs them as one op.
 class AttnBlock final : public Module {
  public:
-  AttnBlock(int64_t channels, int heads, int groups, double eps = 1e-6) : heads_(heads) {
+  // fused: the UNet's switch (UNetConfig::fused), read at each forward.
+  AttnBlock(int64_t channels, int heads, int groups, double eps, const bool* fused) : heads_(heads), fused_(fused) {
     DDPM_CHECK(heads >= 1 && channels % heads == 0, "UNet: ", channels, " channels do not split into ", heads,
                " attention heads");
     norm_ = &add_module<GroupNorm>("norm", channels, groups, eps);
@@ -59,14 +70,21 @@ class AttnBlock final : public Module {
 
   Tensor forward(const Tensor& x) const {  // [N,H,W,C] -> [N,H,W,C]
     const Shape tokens{x.dim(0), x.dim(1) * x.dim(2), x.dim(3)};
-    Tensor h = norm_->forward(x);
-    Tensor a = attention(q_->forward(h).reshape(tokens), k_->forward(h).reshape(tokens),
-                         v_->forward(h).reshape(tokens), heads_);
+    const Tensor h = norm_->forward(x).reshape(tokens);
+    Tensor a;
+    if (*fused_) {  // q, k, v in one op (one batched GEMM on CUDA) into qkv [3, N, T, C], read there
+      const Tensor qkv = linear_qkv(h, {q_->weight_for(h), k_->weight_for(h), v_->weight_for(h)},
+                                    {q_->bias_for(h), k_->bias_for(h), v_->bias_for(h)});
+      a = attention_qkv(qkv, heads_);
+    } else {
+      a = attention(q_->forward(h), k_->forward(h), v_->forward(h), heads_);
+    }
     return add(x, proj_out_->forward(a.reshape(x.shape())));
   }
 
  private:
   int heads_;
+  const bool* fused_;
   GroupNorm* norm_;
   Linear *q_, *k_, *v_, *proj_out_;
 };
@@ -139,9 +157,9 @@ UNet::UNet(const UNetConfig& c) : config_(c) {
     const int64_t out = ch * c.channel_mult[static_cast<size_t>(i)];
     for (int j = 0; j < c.num_res_blocks; ++j) {
       check_keeps_time_signal("down." + std::to_string(i) + ".block." + std::to_string(j), out, c.groups, ch);
-      level.block->append(cur, out, temb_dim, c.dropout, c.groups, layer++, c.norm_eps);
+      level.block->append(cur, out, temb_dim, c.dropout, c.groups, layer++, c.norm_eps, &config_.fused);
       cur = out;
-      if (wants_attention(res)) level.attn->append(cur, heads_for(cur), c.groups, c.norm_eps);
+      if (wants_attention(res)) level.attn->append(cur, heads_for(cur), c.groups, c.norm_eps, &config_.fused);
       skips.push_back(cur);
     }
     if (i != levels - 1) {
@@ -152,9 +170,11 @@ UNet::UNet(const UNetConfig& c) : config_(c) {
   }
 
   check_keeps_time_signal("mid_block_1", cur, c.groups, ch);
-  mid_block_1_ = &add_module<ResBlock>("mid_block_1", cur, cur, temb_dim, c.dropout, c.groups, layer++, c.norm_eps);
-  mid_attn_1_ = &add_module<AttnBlock>("mid_attn_1", cur, heads_for(cur), c.groups, c.norm_eps);
-  mid_block_2_ = &add_module<ResBlock>("mid_block_2", cur, cur, temb_dim, c.dropout, c.groups, layer++, c.norm_eps);
+  mid_block_1_ = &add_module<ResBlock>("mid_block_1", cur, cur, temb_dim, c.dropout, c.groups, layer++, c.norm_eps,
+                                              &config_.fused);
+  mid_attn_1_ = &add_module<AttnBlock>("mid_attn_1", cur, heads_for(cur), c.groups, c.norm_eps, &config_.fused);
+  mid_block_2_ = &add_module<ResBlock>("mid_block_2", cur, cur, temb_dim, c.dropout, c.groups, layer++, c.norm_eps,
+                                              &config_.fused);
 
   // The up path is built from the top level down but stored by level index, like the down path.
   up_ = &add_module<ModuleList<Level>>("up");
@@ -165,10 +185,11 @@ UNet::UNet(const UNetConfig& c) : config_(c) {
     const int64_t out = ch * c.channel_mult[static_cast<size_t>(i)];
     for (int j = 0; j < c.num_res_blocks + 1; ++j) {
       check_keeps_time_signal("up." + std::to_string(i) + ".block." + std::to_string(j), out, c.groups, ch);
-      level.block->append(cur + skips.back(), out, temb_dim, c.dropout, c.groups, layer++, c.norm_eps);
+      level.block->append(cur + skips.back(), out, temb_dim, c.dropout, c.groups, layer++, c.norm_eps,
+                          &config_.fused);
       skips.pop_back();
       cur = out;
-      if (wants_attention(res)) level.attn->append(cur, heads_for(cur), c.groups, c.norm_eps);
+      if (wants_attention(res)) level.attn->append(cur, heads_for(cur), c.groups, c.norm_eps, &config_.fused);
     }
     if (i != 0) {
       level.add_resample("upsample", cur, 1);

@@ -30,6 +30,11 @@ struct UNetConfig {
   int freq_shift = 1;            // time frequencies exp(-ln(10000) i / (base_channels/2 - freq_shift))
   int downsample_padding = 1;    // 1: pad 1 on every side; 0: pad only bottom and right (TF "SAME")
   int num_classes = 0;  // > 0: class-conditional, a class embedding added to the time embedding
+  // Fused ops: attention's q, k, v projections as one op (linear_qkv + attention_qkv), and each
+  // residual block's time-embedding add and dropout inside its second GroupNorm (group_norm's
+  // sample_bias and dropout). false runs the ops they replace (same parameters, same results): for
+  // parity tests and benchmarks.
+  bool fused = true;
 };
 
 class ResBlock;
@@ -42,6 +47,7 @@ class UNet final : public Denoiser {
                  const std::vector<int>& labels = {}) override;
   int num_classes() const override { return config_.num_classes; }
   const UNetConfig& config() const { return config_; }
+  void set_fused(bool on) { config_.fused = on; }  // see UNetConfig::fused
 
  private:
   struct Level;

@@ -112,6 +112,40 @@ OpCase linear_case() {
   return make_case(OpKind::linear, configs);
 }
 
+OpCase linear_qkv_case() {
+  struct Shapes {
+    Shape x;
+    int64_t out;
+    bool bias;
+  };
+  Configs configs;
+  uint64_t stream = 300;
+  for (const Shapes& s : std::vector<Shapes>{{{2, 3, 4}, 5, true}, {{2, 3, 4}, 5, false}, {{1, 7}, 33, true}, {{3, 1}, 1, true}}) {
+    std::vector<OpInput> inputs;
+    inputs.push_back(grad_in(randn(s.x, ++stream)));
+    for (int g = 0; g < 3; ++g) inputs.push_back(grad_in(randn({s.out, s.x.back()}, ++stream, 0.5)));
+    if (s.bias)
+      for (int g = 0; g < 3; ++g) inputs.push_back(grad_in(randn({s.out}, ++stream)));
+    auto bias = [](const OpArgs& in, int g) { return in.size() > 4 ? in[static_cast<size_t>(4 + g)] : Tensor(); };
+    configs.push_back({"x " + shape_str(s.x) + " -> 3 x " + std::to_string(s.out) + (s.bias ? " with bias" : ""), inputs,
+                       [bias](const OpArgs& in) {
+                         return linear_qkv(in[0], {in[1], in[2], in[3]}, {bias(in, 0), bias(in, 1), bias(in, 2)});
+                       },
+                       [bias](Backend& b, const OpArgs& in, const Tensor& out) {
+                         b.linear_qkv_forward({in[0], {in[1], in[2], in[3]}, {bias(in, 0), bias(in, 1), bias(in, 2)}, out});
+                       },
+                       [bias](const OpArgs& in) {  // the three linear references back to back
+                         std::vector<double> all;
+                         for (int g = 0; g < 3; ++g) {
+                           const std::vector<double> one = ref::linear(in[0], in[static_cast<size_t>(1 + g)], bias(in, g));
+                           all.insert(all.end(), one.begin(), one.end());
+                         }
+                         return all;
+                       }});
+  }
+  return make_case(OpKind::linear_qkv, configs);
+}
+
 OpCase conv2d_case() {
   struct Geometry {
     int kh, kw, stride;
@@ -195,6 +229,55 @@ OpCase group_norm_case() {
                        },
                        [groups, fuse](const OpArgs& in) { return ref::group_norm(in[0], in[1], in[2], groups, 1e-5, fuse).out; }});
   }
+  // With a sample bias [N, C] (x + b normalized) and/or dropout on the output (the UNet's fused
+  // residual block): NHWC maps with and without the SiLU, a rank-2 input, one channel per group (the
+  // bias cancels: its gradient is zero), dropout at an odd Philox offset.
+  struct Fused {
+    Shapes s;
+    bool bias;
+    double p;
+  };
+  for (const Fused& f : std::vector<Fused>{{{{2, 3, 5, 8}, 4, false}, true, 0.0}, {{{2, 3, 5, 8}, 4, true}, true, 0.0},
+                                           {{{3, 6}, 2, false}, true, 0.0},        {{{2, 4, 6}, 6, true}, true, 0.0},
+                                           {{{2, 3, 5, 8}, 4, true}, true, 0.3},   {{{2, 3, 5, 8}, 4, false}, false, 0.5}}) {
+    const Shapes& s = f.s;
+    const int64_t c = s.x.back();
+    Tensor x = add(randn(s.x, ++stream, 2.0), Tensor::full({c}, 0.7, DType::F64));
+    Tensor gamma = add(randn({c}, ++stream, 0.5), Tensor::ones({c}, DType::F64));
+    const int groups = s.groups;
+    const bool fuse = s.fuse_silu, bias = f.bias;
+    const DropoutMask drop{f.p, 17, 3, 5};
+    std::vector<OpInput> inputs{grad_in(x), grad_in(gamma), grad_in(randn({c}, ++stream, 0.5))};
+    if (bias) inputs.push_back(grad_in(randn({s.x[0], c}, ++stream, 1.5)));
+    auto bias_of = [](const OpArgs& in) { return in.size() > 3 ? in[3] : Tensor(); };
+    configs.push_back(
+        {"x " + shape_str(s.x) + ", " + std::to_string(groups) + " groups" + (bias ? ", sample bias" : "") +
+             (fuse ? ", fused SiLU" : "") + (f.p > 0 ? ", dropout " + std::to_string(f.p) : ""),
+         inputs,
+         [groups, fuse, drop, bias_of](const OpArgs& in) {
+           return group_norm(in[0], in[1], in[2], groups, 1e-5, fuse, bias_of(in), drop);
+         },
+         [groups, fuse, drop, bias_of](Backend& b, const OpArgs& in, const Tensor& out) {
+           const DType stats = in[0].dtype() == DType::F64 ? DType::F64 : DType::F32;
+           Tensor mean = Tensor::empty({in[0].dim(0), groups}, stats, in[0].device());
+           Tensor rstd = Tensor::empty({in[0].dim(0), groups}, stats, in[0].device());
+           b.group_norm_forward({in[0], in[1], in[2], out, mean, rstd, groups, 1e-5, fuse, bias_of(in), drop});
+         },
+         [groups, fuse, drop, bias_of](const OpArgs& in) {  // the reference on x + b, then the mask, formed here
+           std::vector<double> xb = in[0].to_vector();
+           const int64_t ch = in[0].shape().back(), per_sample = in[0].numel() / in[0].dim(0);
+           if (bias_of(in).defined()) {
+             const std::vector<double> b = in[3].to_vector();
+             for (int64_t i = 0; i < in[0].numel(); ++i) xb[static_cast<size_t>(i)] += b[static_cast<size_t>(i / per_sample * ch + i % ch)];
+           }
+           std::vector<double> out =
+               ref::group_norm(Tensor::from_vector(xb, in[0].shape(), DType::F64), in[1], in[2], groups, 1e-5, fuse).out;
+           if (drop.p > 0)
+             for (size_t i = 0; i < out.size(); ++i)
+               out[i] = philox::uniform(drop.seed, drop.stream, drop.offset + i) >= static_cast<float>(drop.p) ? out[i] / (1 - drop.p) : 0.0;
+           return out;
+         }});
+  }
   OpCase c = make_case(OpKind::group_norm, configs);
   c.tol.grad_atol = 1e-7;
   // Over two elements per group grad_x nearly cancels (each element's term against its partner's).
@@ -219,6 +302,31 @@ OpCase attention_case() {
   c.tol.grad_atol = 1e-7;
   // Over one token grad_q and grad_k are exactly zero, sums of O(1) terms that cancel.
   c.tol.floor = 1.0;
+  return c;
+}
+
+// attention_qkv: the attention reference on the three slices of one [3, N, T, C] input.
+OpCase attention_qkv_case() {
+  Configs configs;
+  uint64_t stream = 320;
+  for (const auto& [shape, heads] : std::vector<std::pair<Shape, int>>{{{3, 2, 6, 8}, 2}, {{3, 1, 1, 3}, 1}, {{3, 2, 5, 6}, 3}}) {
+    const int h = heads;
+    configs.push_back({shape_str(shape) + ", " + std::to_string(h) + " heads", {grad_in(randn(shape, ++stream))},
+                       [h](const OpArgs& in) { return attention_qkv(in[0], h); }, nullptr,
+                       [h](const OpArgs& in) {
+                         const Shape one(in[0].shape().begin() + 1, in[0].shape().end());
+                         const std::vector<double> all = in[0].to_vector();
+                         const auto n = static_cast<std::ptrdiff_t>(all.size() / 3);
+                         auto part = [&](int g) {
+                           return Tensor::from_vector(std::vector<double>(all.begin() + g * n, all.begin() + (g + 1) * n), one,
+                                                      DType::F64);
+                         };
+                         return ref::attention(part(0), part(1), part(2), h);
+                       }});
+  }
+  OpCase c = make_case(OpKind::attention_qkv, configs);
+  c.tol.grad_atol = 1e-7;
+  c.tol.floor = 1.0;  // as attention: over one token grad_q and grad_k are sums that cancel to zero
   return c;
 }
 
@@ -594,9 +702,11 @@ std::vector<OpCase> build() {
           scale_case(),
           unary_case(OpKind::silu, &silu, &Backend::silu_forward, &silu_of),
           linear_case(),
+          linear_qkv_case(),
           conv2d_case(),
           group_norm_case(),
           attention_case(),
+          attention_qkv_case(),
           upsample2x_case(),
           concat_case(),
           dropout_case(),

@@ -32,6 +32,8 @@ Linear::Linear(int64_t in_features, int64_t out_features, double init_scale, boo
 }
 
 Tensor Linear::forward(const Tensor& x) const { return linear(x, as_compute(weight_, x), as_compute(bias_, x)); }
+Tensor Linear::weight_for(const Tensor& x) const { return as_compute(weight_, x); }
+Tensor Linear::bias_for(const Tensor& x) const { return as_compute(bias_, x); }
 
 Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int kernel, int stride, int pad, double init_scale)
     : Conv2d(in_channels, out_channels,
@@ -58,6 +60,10 @@ GroupNorm::GroupNorm(int64_t channels, int groups, double eps) : groups_(groups)
 
 Tensor GroupNorm::forward(const Tensor& x, bool fuse_silu) const {
   return group_norm(x, as_compute(gamma_, x), as_compute(beta_, x), groups_, eps_, fuse_silu);
+}
+
+Tensor GroupNorm::forward(const Tensor& x, bool fuse_silu, const Tensor& sample_bias, const DropoutMask& dropout) const {
+  return group_norm(x, as_compute(gamma_, x), as_compute(beta_, x), groups_, eps_, fuse_silu, sample_bias, dropout);
 }
 
 }  // namespace ddpm

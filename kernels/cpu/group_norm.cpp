@@ -4,6 +4,11 @@
 //   xhat = (x - mean) * rstd, rstd = 1 / sqrt(var + eps) (biased variance)
 //   y = xhat * gamma[c] + beta[c], out = y or silu(y)
 // The backward recomputes xhat (and y, for the fused SiLU) from x and the saved mean and rstd.
+// A sample bias b [N, C] (x + b normalized) folds into the per-channel mean tables: x + b - mean =
+// x - (mean - b), so every pass reads x alone; its gradient is sum_s dx =
+// rstd (gamma sum_s dy - S mean(h) - mean(h xhat) sum_s xhat) per (n, c).
+// Dropout (p > 0) multiplies the output by the dropout op's mask (the same Philox draws, one block
+// per four elements); the backward first masks grad_out the same way.
 // Sums accumulate in double and x - mean is formed in double (a float32 mean of 1e4 is off by
 // 5e-4); the rest of the per-element arithmetic runs in the tensor's type (float32 loops vectorize
 // twice as wide, and float32 exp is the vectorizable one of kernels/cpu/fast_exp.h).
@@ -16,6 +21,7 @@
 #include <cmath>
 #include <vector>
 
+#include "engine/philox.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/fast_exp.h"
 
@@ -44,6 +50,31 @@ GroupDims group_dims(const Tensor& x, int groups) {
 }
 
 inline size_t at(int64_t i) { return static_cast<size_t>(i); }
+
+// v[0, count) (the flat elements [first, first + count) of the output) times the dropout mask:
+// keep(i) / (1 - p), keep(i) = uniform(seed, stream, offset + i) >= float(p), as the dropout op.
+template <class T>
+void apply_dropout(T* v, int64_t first, int64_t count, const DropoutMask& d) {
+  const T keep_scale = static_cast<T>(1.0 / (1.0 - d.p));
+  const float threshold = static_cast<float>(d.p);
+  const uint64_t begin = d.offset + static_cast<uint64_t>(first), end = begin + static_cast<uint64_t>(count);
+  for (uint64_t b = begin / 4; b < (end + 3) / 4; ++b) {
+    float u[4];
+    philox::uniform4(d.seed, d.stream, b, u);
+    for (uint64_t w = 0; w < 4; ++w) {
+      const uint64_t i = 4 * b + w;
+      if (i >= begin && i < end) v[i - begin] = u[w] >= threshold ? v[i - begin] * keep_scale : T(0);
+    }
+  }
+}
+
+// channel_mean [N, C] - b [N, C] when the op has a sample bias (see the top of the file).
+template <class T>
+void subtract_sample_bias(std::vector<double>& channel_mean, const Tensor& bias) {
+  if (!bias.defined()) return;
+  const T* b = bias.data<T>();
+  for (size_t i = 0; i < channel_mean.size(); ++i) channel_mean[i] -= static_cast<double>(b[i]);
+}
 
 // Per-sample sums [N, width]: fn(n, s_begin, s_end, acc) adds the rows [s_begin, s_end) of sample
 // n into acc[0, width) (zeroed, private to the block). Blocks run in parallel.
@@ -149,9 +180,14 @@ void CpuBackend::group_norm_forward(const group_norm_fwd& args) {
         for (int64_t c = 0; c < d.c; ++c) acc[c] += static_cast<double>(row[c]);
       }
     };
-    const std::vector<double> channel_sums = per_sample_sums(d, d.c, sum_rows);
+    std::vector<double> channel_sums = per_sample_sums(d, d.c, sum_rows);
+    if (args.sample_bias.defined()) {  // the sums of x + b
+      const T* b = args.sample_bias.data<T>();
+      for (int64_t i = 0; i < d.n * d.c; ++i) channel_sums[at(i)] += static_cast<double>(d.s) * static_cast<double>(b[i]);
+    }
     const std::vector<double> mean = group_sums(channel_sums, d, d.c, 0, 1.0 / count);
-    const std::vector<double> channel_mean = per_channel(mean, d);  // [N, C]
+    std::vector<double> channel_mean = per_channel(mean, d);  // [N, C]
+    subtract_sample_bias<T>(channel_mean, args.sample_bias);  // x - (mean - b) = (x + b) - mean
 
     // Pass 2: squared deviations from the group mean -> rstd [N, G].
     auto sum_squares = [&](int64_t n, int64_t s0, int64_t s1, double* acc) {
@@ -188,21 +224,34 @@ void CpuBackend::group_norm_forward(const group_norm_fwd& args) {
       for (int64_t c = 0; c < d.c; ++c) yr[c] = centered(xr[c], m[c]) * sc[c] + beta[c];
       if (fuse_silu)
         for (int64_t c = 0; c < d.c; ++c) yr[c] = silu(yr[c]);
+      if (args.dropout.p > 0) apply_dropout(yr, r * d.c, d.c, args.dropout);
     }
   });
 }
 
 void CpuBackend::group_norm_backward(const group_norm_bwd& args) {
-  if (!args.grad_x.wanted() && !args.grad_gamma.wanted() && !args.grad_beta.wanted()) return;
+  if (!args.grad_x.wanted() && !args.grad_gamma.wanted() && !args.grad_beta.wanted() &&
+      !args.grad_sample_bias.wanted())
+    return;
   cpu::dispatch_float(args.x.dtype(), "group_norm", [&](auto tag) {
     using T = decltype(tag);
     const GroupDims d = group_dims(args.x, args.groups);
     const T* x = args.x.data<T>();
     const T* grad_out = args.grad_out.data<T>();
+    std::vector<T> dropped;  // with dropout: grad_out times the mask, the gradient at the normalized output
+    if (args.dropout.p > 0) {
+      dropped.assign(grad_out, grad_out + args.x.numel());
+      const int64_t rows = d.n * d.s;
+#pragma omp parallel for if (rows * d.c > kParallelGrain)
+      for (int64_t r = 0; r < rows; ++r) apply_dropout(dropped.data() + r * d.c, r * d.c, d.c, args.dropout);
+      grad_out = dropped.data();
+    }
     const T* gamma_t = args.gamma.data<T>();
     const T* beta_t = args.beta.data<T>();
     const std::vector<double> gamma = widened(gamma_t, d.c);
-    const std::vector<double> channel_mean = per_channel(load_statistics(args.mean), d);  // [N, C]
+    std::vector<double> channel_mean = per_channel(load_statistics(args.mean), d);  // [N, C]
+    subtract_sample_bias<T>(channel_mean, args.sample_bias);
+    const bool bias_grad = args.grad_sample_bias.wanted();
     const std::vector<T> channel_rstd = narrowed<T>(per_channel(load_statistics(args.rstd), d));  // [N, C]
     const bool fuse_silu = args.fuse_silu;
 
@@ -212,8 +261,10 @@ void CpuBackend::group_norm_backward(const group_norm_bwd& args) {
     const T* dy = fuse_silu ? silu_dy.data() : grad_out;
 
     // Pass 1: per-channel sums over s of dy and of dy * xhat, [N, 2C] (dy in [0, C), dy * xhat in
-    // [C, 2C)). Summed over n they are grad_beta and grad_gamma; summed over a group (weighted by
-    // gamma) they give the two means the x gradient needs.
+    // [C, 2C)), and of xhat in [2C, 3C) for the sample bias's gradient. Summed over n they are
+    // grad_beta and grad_gamma; summed over a group (weighted by gamma) they give the two means the
+    // x gradient needs.
+    const int64_t width = bias_grad ? 3 * d.c : 2 * d.c;
     auto sum_rows = [&](int64_t n, int64_t s0, int64_t s1, double* acc) {
       const double* m = channel_mean.data() + n * d.c;
       const T* rs = channel_rstd.data() + n * d.c;
@@ -229,17 +280,18 @@ void CpuBackend::group_norm_backward(const group_norm_bwd& args) {
           const T xhat = centered(xr[c], m[c]) * rs[c];
           acc[c] += static_cast<double>(dy[row + c]);
           acc[d.c + c] += static_cast<double>(dy[row + c] * xhat);
+          if (bias_grad) acc[2 * d.c + c] += static_cast<double>(xhat);
         }
       }
     };
-    const std::vector<double> sums = per_sample_sums(d, 2 * d.c, sum_rows);
+    const std::vector<double> sums = per_sample_sums(d, width, sum_rows);
 
     if (args.grad_gamma.wanted() || args.grad_beta.wanted()) {
       for (int64_t c = 0; c < d.c; ++c) {
         double dgamma = 0, dbeta = 0;
         for (int64_t n = 0; n < d.n; ++n) {
-          dbeta += sums[at(n * 2 * d.c + c)];
-          dgamma += sums[at(n * 2 * d.c + d.c + c)];
+          dbeta += sums[at(n * width + c)];
+          dgamma += sums[at(n * width + d.c + c)];
         }
         if (args.grad_gamma.wanted())
           put(args.grad_gamma.tensor.data<T>(), c, static_cast<T>(dgamma), args.grad_gamma.accumulate);
@@ -247,14 +299,28 @@ void CpuBackend::group_norm_backward(const group_norm_bwd& args) {
           put(args.grad_beta.tensor.data<T>(), c, static_cast<T>(dbeta), args.grad_beta.accumulate);
       }
     }
-    if (!args.grad_x.wanted()) return;
+    if (!args.grad_x.wanted() && !bias_grad) return;
 
     // With h = dy * gamma (the gradient at xhat), per (sample, group):
     //   dx = rstd * (h - mean(h) - xhat * mean(h * xhat))
     const double inv_count = 1.0 / static_cast<double>(d.count());
-    const std::vector<T> mean_h = narrowed<T>(per_channel(group_sums(sums, d, 2 * d.c, 0, inv_count, &gamma), d));
-    const std::vector<T> mean_h_xhat =
-        narrowed<T>(per_channel(group_sums(sums, d, 2 * d.c, d.c, inv_count, &gamma), d));
+    const std::vector<double> mean_h_d = per_channel(group_sums(sums, d, width, 0, inv_count, &gamma), d);
+    const std::vector<double> mean_h_xhat_d = per_channel(group_sums(sums, d, width, d.c, inv_count, &gamma), d);
+    if (bias_grad) {  // db [N, C] = sum_s dx = rstd (gamma sum dy - S mean(h) - mean(h xhat) sum xhat)
+      const std::vector<double> rstd_d = per_channel(load_statistics(args.rstd), d);
+      T* db = args.grad_sample_bias.tensor.data<T>();
+      const double s = static_cast<double>(d.s);
+      for (int64_t n = 0; n < d.n; ++n)
+        for (int64_t c = 0; c < d.c; ++c) {
+          const size_t i = at(n * d.c + c);
+          const double* row = sums.data() + n * width;
+          const double v = rstd_d[i] * (gamma[at(c)] * row[c] - s * mean_h_d[i] - mean_h_xhat_d[i] * row[2 * d.c + c]);
+          put(db, n * d.c + c, static_cast<T>(v), args.grad_sample_bias.accumulate);
+        }
+    }
+    if (!args.grad_x.wanted()) return;
+    const std::vector<T> mean_h = narrowed<T>(mean_h_d);
+    const std::vector<T> mean_h_xhat = narrowed<T>(mean_h_xhat_d);
 
     // Pass 2, over rows (n, s).
     T* grad_x = args.grad_x.tensor.data<T>();

@@ -3,7 +3,6 @@
 #include <cuda_runtime.h>
 
 #include "engine/error.h"
-#include "kernels/cuda/launch_count.h"
 
 #define DDPM_CUDA_CHECK(call)                                                                 \
   do {                                                                                        \
@@ -13,10 +12,15 @@
                            cudaGetErrorString(ddpm_status_));                                 \
   } while (0)
 
-// After a kernel launch: reports bad launch configurations at the launch site, and counts the
-// launch (kernels/cuda/launch_count.h).
-#define DDPM_CUDA_CHECK_LAUNCH()          \
-  do {                                    \
-    ::ddpm::cuda::count_kernel_launch();  \
-    DDPM_CUDA_CHECK(cudaGetLastError());  \
+namespace ddpm::cuda {
+// Launches and cuBLAS calls so far, counted by the two check macros (engine/backend_call_counter.h).
+void count_kernel_launch();
+void count_library_call();
+}  // namespace ddpm::cuda
+
+// After a kernel launch: reports bad launch configurations at the launch site, and counts the launch.
+#define DDPM_CUDA_CHECK_LAUNCH()              \
+  do {                                        \
+    ::ddpm::cuda::count_kernel_launch();      \
+    DDPM_CUDA_CHECK(cudaGetLastError());      \
   } while (0)

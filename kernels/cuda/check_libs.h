@@ -7,6 +7,7 @@
 
 #define DDPM_CUBLAS_CHECK(call)                                                                       \
   do {                                                                                                \
+    ::ddpm::cuda::count_library_call();                                                               \
     cublasStatus_t ddpm_status_ = (call);                                                             \
     if (ddpm_status_ != CUBLAS_STATUS_SUCCESS)                                                        \
       ::ddpm::detail::fail("cuBLAS error in ", #call, " at ", __FILE__, ":", __LINE__, ": ",          \

@@ -25,11 +25,21 @@
 // h = dy * gamma (dy = grad_out, times silu'(y) when fused; y recomputed from xhat'):
 //   dx = rstd * (h - mean(h) - xhat * mean(h * xhat)),
 //   dgamma[c] = sum over n, s of dy * xhat, dbeta[c] = sum of dy.
+//
+// Sample bias b [N, C] (optional; the UNet's time embedding): every load of x adds b[n, c] (valid
+// rows only, so rows past the end still hold zeros), so both passes see x + b. Its gradient is
+// sum_s dx per (n, c), from sums the backward already has: with xhat = (x - mean) rstd - shift,
+//   db[n, c] = rstd (gamma[c] sum dy - S mean_h - mean_hx (rstd sum(x - mean) - S shift)),
+// one thread per (n, c) over the chunk partials and the group table (one more small launch).
+//
+// Dropout (p > 0): the output is multiplied by the dropout op's mask (philox::uniform of the flat
+// index, one draw per element here), and the backward masks dy the same way as it loads it.
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
 #include <type_traits>
 
+#include "engine/philox.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/cuda_backend.h"
@@ -86,6 +96,20 @@ __device__ __forceinline__ void put_vec(T* p, float (&v)[V], bool accumulate) {
     for (int e = 0; e < V; ++e) v[e] += old[e];
   }
   store_vec<T, V>(p, v);
+}
+
+// The dropout op's mask on one element of the output (flat index `index`): v * keep / (1 - p).
+struct DeviceDropout {
+  bool on = false;
+  float threshold = 0.0f, keep_scale = 1.0f;
+  uint64_t seed = 0, stream = 0, offset = 0;
+  __device__ __forceinline__ float apply(float v, int64_t index) const {
+    return philox::uniform(seed, stream, offset + static_cast<uint64_t>(index)) >= threshold ? v * keep_scale : 0.0f;
+  }
+};
+DeviceDropout device_dropout(const DropoutMask& d) {
+  if (d.p <= 0) return {};
+  return {true, static_cast<float>(d.p), static_cast<float>(1.0 / (1.0 - d.p)), d.seed, d.stream, d.offset};
 }
 
 __device__ __forceinline__ float silu_f(float y) { return y / (1.0f + expf(-y)); }
@@ -217,6 +241,23 @@ __device__ __forceinline__ void load_tile(const T* base, const Tiling& t, const 
   }
 }
 
+// x's tile plus the sample bias b [N, C] (when given) on the rows that exist.
+template <class T, int V, int I>
+__device__ __forceinline__ void load_x_tile(const T* x, const T* bias, const Tiling& t, const Place& q,
+                                            float (&v)[I][V]) {
+  load_tile<T, V, I>(x, t, q, v);
+  if (!bias || !q.active) return;
+  float b[V];
+#pragma unroll
+  for (int e = 0; e < V; ++e) b[e] = to_f<T>(bias[static_cast<int64_t>(q.n) * t.c + q.c0 + e]);
+#pragma unroll
+  for (int i = 0; i < I; ++i) {
+    if (!valid_row(t, q, i)) continue;
+#pragma unroll
+    for (int e = 0; e < V; ++e) v[i][e] += b[e];
+  }
+}
+
 // out[c] (shared, c < W) = sum over the block's row lanes of `mine` from the threads of column
 // c / V. Threads stage their V values in `scratch` (V * blockDim floats); warp k then sums the
 // columns k, k + warps, ... in a fixed order. Synchronizes before and after.
@@ -260,6 +301,8 @@ template <class T> struct FwdArgs {
   float* partials;  // [N, G, chunks, 3]: (hi, lo, m2) per chunk (multi-chunk only)
   float eps;
   bool silu;
+  const T* sample_bias;  // [N, C] or null
+  DeviceDropout drop;
 };
 
 // Merges the chunk statistics of one (n, g) in chunk order (Chan et al., around chunk 0's hi).
@@ -291,7 +334,7 @@ __global__ void __launch_bounds__(kFwdThreads)
   const int tid = threadIdx.x;
 
   float x[I][V];
-  load_tile<T, V, I>(a.x, t, q, x);
+  load_x_tile<T, V, I>(a.x, a.sample_bias, t, q, x);
 
   if (phase != FwdPhase::kApply) {
     const float count = static_cast<float>(q.rows_here * t.cg);  // per group, this chunk
@@ -366,6 +409,7 @@ __global__ void __launch_bounds__(kFwdThreads)
     for (int e = 0; e < V; ++e) {
       y[e] = ((x[i][e] - hi) - lo) * scale[e] + shift[e];
       if (a.silu) y[e] = silu_f(y[e]);
+      if (a.drop.on) y[e] = a.drop.apply(y[e], offset(t, q, i) + e);
     }
     store_vec<T, V>(a.out + offset(t, q, i), y);
   }
@@ -380,6 +424,8 @@ template <class T> struct BwdArgs {
   bool silu;
   float* partials;      // [N, chunks, 3, C]: per-channel sums of dy, dy * xhat', x - mean
   float* table;         // [N, G, 3]: shift, mean(h), mean(h * xhat)
+  const T* sample_bias;  // [N, C] or null
+  DeviceDropout drop;
 };
 
 // Reads x and grad_out; g becomes dy (grad_out, times silu'(y) when fused). Per-thread sums of the
@@ -387,8 +433,16 @@ template <class T> struct BwdArgs {
 template <class T, int V, int I>
 __device__ __forceinline__ void load_dy(const BwdArgs<T>& a, const Tiling& t, const Place& q, float (&x)[I][V],
                                         float (&g)[I][V], float mean, float rstd) {
-  load_tile<T, V, I>(a.x, t, q, x);
+  load_x_tile<T, V, I>(a.x, a.sample_bias, t, q, x);
   load_tile<T, V, I>(a.grad_out, t, q, g);
+  if (a.drop.on && q.active) {  // the gradient at the normalized output: grad_out times the mask
+#pragma unroll
+    for (int i = 0; i < I; ++i) {
+      if (!valid_row(t, q, i)) continue;
+#pragma unroll
+      for (int e = 0; e < V; ++e) g[i][e] = a.drop.apply(g[i][e], offset(t, q, i) + e);
+    }
+  }
   if (!a.silu || !q.active) return;
   float gm[V], bt[V];
 #pragma unroll
@@ -555,6 +609,26 @@ __global__ void group_norm_param_grads_kernel(const float* partials, const float
   if (grad_beta) cuda::put_f(grad_beta, c, dbeta, accumulate_beta);
 }
 
+// db [N, C] for the sample bias (see the top of the file): one thread per (n, c) over the chunks.
+template <class T>
+__global__ void group_norm_sample_bias_grad_kernel(BwdArgs<T> a, Tiling t, int n, T* grad_bias, bool accumulate) {
+  const int64_t index = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (index >= static_cast<int64_t>(n) * t.c) return;
+  const int sample = static_cast<int>(index / t.c), c = static_cast<int>(index % t.c);
+  float sum_dy = 0.0f, sum_dev = 0.0f;
+  for (int k = 0; k < t.chunks; ++k) {
+    const float* part = a.partials + (static_cast<int64_t>(sample) * t.chunks + k) * 3 * t.c;
+    sum_dy += part[c];
+    sum_dev += part[2 * t.c + c];
+  }
+  const int stat = sample * t.groups + c / t.cg;
+  const float rstd = a.rstd[stat], s = static_cast<float>(t.s);
+  const float* row = a.table + 3 * static_cast<int64_t>(stat);  // shift, mean_h, mean_hx
+  const float sum_xhat = rstd * sum_dev - s * row[0];
+  const float db = rstd * (to_f<T>(a.gamma[c]) * sum_dy - s * row[1] - row[2] * sum_xhat);
+  cuda::put_f(grad_bias, index, db, accumulate);
+}
+
 // ---- host side ----
 template <class T, class Fn> void with_vector_width(int v, Fn&& fn) {
   switch (v) {
@@ -595,7 +669,7 @@ void check_statistics(const Tensor& t, const char* what) {
 void CudaBackend::group_norm_forward(const group_norm_fwd& args) {
   cuda::dispatch_float("group_norm", args.x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    cuda::check_operands("group_norm", args.x.dtype(), args.x, args.gamma, args.beta, args.out);
+    cuda::check_operands("group_norm", args.x.dtype(), args.x, args.gamma, args.beta, args.out, args.sample_bias);
     check_statistics(args.mean, "mean");
     check_statistics(args.rstd, "rstd");
     const int64_t n = args.x.dim(0);
@@ -607,7 +681,8 @@ void CudaBackend::group_norm_forward(const group_norm_fwd& args) {
       const size_t smem = shared_bytes(t, V, 2);
       FwdArgs<T> a{ptr<T>(args.x), ptr<T>(args.gamma), ptr<T>(args.beta), ptr<T>(args.out),
                    ptr<float>(args.mean), ptr<float>(args.rstd), nullptr, static_cast<float>(args.eps),
-                   args.fuse_silu};
+                   args.fuse_silu, args.sample_bias.defined() ? ptr<T>(args.sample_bias) : nullptr,
+                   device_dropout(args.dropout)};
       const dim3 grid = tile_grid(t, n);
       if (t.chunks == 1) {
         group_norm_forward_kernel<T, V><<<grid, t.threads, smem, cuda::stream()>>>(a, t, FwdPhase::kSingle);
@@ -625,11 +700,14 @@ void CudaBackend::group_norm_forward(const group_norm_fwd& args) {
 }
 
 void CudaBackend::group_norm_backward(const group_norm_bwd& args) {
-  if (!args.grad_x.wanted() && !args.grad_gamma.wanted() && !args.grad_beta.wanted()) return;
+  if (!args.grad_x.wanted() && !args.grad_gamma.wanted() && !args.grad_beta.wanted() &&
+      !args.grad_sample_bias.wanted())
+    return;
   cuda::dispatch_float("group_norm", args.x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     cuda::check_operands("group_norm", args.x.dtype(), args.grad_out, args.x, args.gamma, args.beta,
-                         args.grad_x.tensor, args.grad_gamma.tensor, args.grad_beta.tensor);
+                         args.grad_x.tensor, args.grad_gamma.tensor, args.grad_beta.tensor, args.sample_bias,
+                         args.grad_sample_bias.tensor);
     check_statistics(args.mean, "mean");
     check_statistics(args.rstd, "rstd");
     const int64_t n = args.x.dim(0);
@@ -646,7 +724,8 @@ void CudaBackend::group_norm_backward(const group_norm_bwd& args) {
       cuda::Scratch scratch((partial_floats + table_floats) * sizeof(float));
       BwdArgs<T> a{ptr<T>(args.grad_out), ptr<T>(args.x), ptr<T>(args.gamma), ptr<T>(args.beta),
                    ptr<float>(args.mean), ptr<float>(args.rstd), grad_x, args.grad_x.accumulate, args.fuse_silu,
-                   scratch.as<float>(), scratch.as<float>() + partial_floats};
+                   scratch.as<float>(), scratch.as<float>() + partial_floats,
+                   args.sample_bias.defined() ? ptr<T>(args.sample_bias) : nullptr, device_dropout(args.dropout)};
       const dim3 grid = tile_grid(t, n);
       group_norm_backward_sums_kernel<T, V><<<grid, t.threads, smem, cuda::stream()>>>(a, t);
       DDPM_CUDA_CHECK_LAUNCH();
@@ -665,6 +744,12 @@ void CudaBackend::group_norm_backward(const group_norm_bwd& args) {
         group_norm_param_grads_kernel<T><<<(t.c + 31) / 32, dim3(32, kParamLanes), 0, cuda::stream()>>>(
             a.partials, a.table, t, static_cast<int>(n), dgamma, args.grad_gamma.accumulate, dbeta,
             args.grad_beta.accumulate);
+        DDPM_CUDA_CHECK_LAUNCH();
+      }
+      if (args.grad_sample_bias.wanted()) {
+        const int64_t count = n * t.c;
+        group_norm_sample_bias_grad_kernel<T><<<static_cast<unsigned>((count + 255) / 256), 256, 0, cuda::stream()>>>(
+            a, t, static_cast<int>(n), ptr<T>(args.grad_sample_bias.tensor), args.grad_sample_bias.accumulate);
         DDPM_CUDA_CHECK_LAUNCH();
       }
     });
