@@ -15,7 +15,7 @@
 #
 # Environment: DDPM (default build-quickstart/ddpm, else build/ddpm), EVALUATIONS (default
 # "10 20 50 100 250 1000"), METHODS (default "ancestral ddim dpm++2m heun"), GUIDANCE (default
-# "0 1 3"; empty skips it).
+# "0 1 3"); an empty value skips that part.
 set -euo pipefail
 run=${1:?usage: bash scripts/sampler_quality.sh RUN_DIR [COUNT] [OUT_DIR]}
 count=${2:-1000}
@@ -29,8 +29,8 @@ if [[ -z $ddpm ]]; then
 fi
 [[ -x $ddpm ]] || { echo "sampler_quality: no ddpm binary; build one (bash scripts/quickstart.sh) or set DDPM=" >&2; exit 2; }
 features=${FEATURES:-classifier:pretrained/classifier-fashion-mnist}
-evaluations=${EVALUATIONS:-10 20 50 100 250 1000}
-methods=${METHODS:-ancestral ddim dpm++2m heun}
+evaluations=${EVALUATIONS-10 20 50 100 250 1000}
+methods=${METHODS-ancestral ddim dpm++2m heun}
 guidance=${GUIDANCE-0 1 3}
 mkdir -p "$out/fd" "$out/guidance"
 conditional=0
@@ -62,11 +62,16 @@ for nfe in $evaluations; do
       $([[ $conditional -gt 0 ]] && echo "--guidance 0")
   done
 done
-"$ddpm" plot "$out"/fd/*.json --x sampler.evaluations --y metrics.fid --series sampler.method --log xy \
-  --title "FD against network evaluations ($count samples)" --out "$out/fd_vs_evaluations.png"
-if [[ $conditional -gt 0 && -n $guidance ]]; then
-  "$ddpm" plot "$out"/guidance/*.json --x sampler.guidance --y metrics.accuracy --series sampler.method \
+shopt -s nullglob
+fd_points=("$out"/fd/*.json)
+guidance_points=("$out"/guidance/*.json)
+if ((${#fd_points[@]})); then
+  "$ddpm" plot "${fd_points[@]}" --x sampler.evaluations --y metrics.fid --series sampler.method --log xy \
+    --title "FD against network evaluations ($count samples)" --out "$out/fd_vs_evaluations.png"
+fi
+if ((${#guidance_points[@]})); then
+  "$ddpm" plot "${guidance_points[@]}" --x sampler.guidance --y metrics.accuracy --series sampler.method \
     --title "share classified as the requested class" --out "$out/accuracy_vs_guidance.png"
-  "$ddpm" plot "$out"/guidance/*.json --x sampler.guidance --y metrics.fid --series sampler.method \
+  "$ddpm" plot "${guidance_points[@]}" --x sampler.guidance --y metrics.fid --series sampler.method \
     --title "FD against guidance" --out "$out/fd_vs_guidance.png"
 fi

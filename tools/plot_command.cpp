@@ -95,6 +95,7 @@ int plot_command(const RunArgs& args) {
   const bool log_x = args.log.find('x') != std::string::npos, log_y = args.log.find('y') != std::string::npos;
   write_line_plot(args.out, series, args.title.empty() ? args.y + " against " + args.x : args.title, args.x, args.y,
                   log_y, log_x);
+  std::fflush(stdout);
   std::fprintf(stderr, "plot: %lld of %lld records in %zu series -> %s\n", static_cast<long long>(used),
                static_cast<long long>(records), series.size(), args.out.c_str());
   return 0;
