@@ -16,10 +16,16 @@ typedef float Vec __attribute__((vector_size(kLanes * sizeof(float)), aligned(si
 
 inline Vec load(const float* p) { return *reinterpret_cast<const Vec*>(p); }
 inline void store(float* p, Vec v) { *reinterpret_cast<Vec*>(p) = v; }
-typedef int Lanes __attribute__((vector_size(kLanes * sizeof(int))));
-inline Vec splat(float s) {  // lane 0 shuffled into every lane: one broadcast instruction
+inline Vec splat(float s) {  // s in every lane: one broadcast instruction
+#if defined(__clang__)  // (the fuzzing build; clang has no __builtin_shuffle and folds this loop)
+  Vec v;
+  for (int i = 0; i < kLanes; ++i) v[i] = s;
+  return v;
+#else
+  typedef int Lanes __attribute__((vector_size(kLanes * sizeof(int))));
   const Vec v = {s};
-  return __builtin_shuffle(v, Lanes{});
+  return __builtin_shuffle(v, Lanes{});  // lane 0 shuffled into every lane
+#endif
 }
 // The first `count` lanes (0 <= count <= kLanes) from p, zeros after.
 inline Vec load_part(const float* p, int64_t count) {
