@@ -6,7 +6,8 @@ packages=(
   build-essential cmake pkg-config   # toolchain
   catch2                             # tests
   nlohmann-json3-dev                 # configs, safetensors headers
-  libstb-dev                         # PNG read, PNG/JPEG write
+  libstb-dev                         # PNG/JPEG write
+  libpng-dev                         # PNG read (libpng)
   libturbojpeg0-dev                  # JPEG read (libjpeg-turbo)
   libopenblas-dev                    # CPU GEMM
   libopenblas-openmp-dev             # ... its OpenMP build, sharing our thread pool

@@ -1,7 +1,5 @@
 #include "tools/data/image_folder.h"
 
-#include <stb/stb_image.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cstring>
@@ -11,6 +9,7 @@
 
 #include "tools/data/file_bytes.h"
 #include "tools/data/jpeg_decode.h"
+#include "tools/data/png_decode.h"
 
 namespace ddpm {
 
@@ -30,10 +29,6 @@ std::vector<std::filesystem::path> images_in(const std::filesystem::path& dir) {
   std::sort(files.begin(), files.end());
   return files;
 }
-
-struct StbFree {
-  void operator()(stbi_uc* p) const { stbi_image_free(p); }
-};
 }  // namespace
 
 ImageSet load_image_folder(const std::string& dir, int channels) {
@@ -69,22 +64,15 @@ ImageSet load_image_folder(const std::string& dir, int channels) {
   for (size_t i = 0; i < files.size(); ++i) {
     const std::string path = files[i].string();
     const std::vector<uint8_t> bytes = read_file_bytes(path);
-    // JPEG through libjpeg-turbo (tools/data/jpeg_decode.h), PNG through stb_image.
+    // JPEG through libjpeg-turbo, PNG through libpng (tools/data/jpeg_decode.h, png_decode.h).
+    const bool jpeg = looks_like_jpeg(bytes.data(), bytes.size());
+    DDPM_CHECK(jpeg || looks_like_png(bytes.data(), bytes.size()), "image folder: ", path,
+               " is neither a PNG nor a JPEG file (its first bytes are not their signatures); convert or remove it");
     DecodedImage image;
-    if (looks_like_jpeg(bytes.data(), bytes.size())) {
-      try {
-        image = decode_jpeg(bytes.data(), bytes.size(), channels);
-      } catch (const Error& e) {
-        detail::fail("image folder: cannot decode ", path, ": ", e.what());
-      }
-    } else {
-      DDPM_CHECK(bytes.size() <= static_cast<size_t>(INT32_MAX), "image folder: ", path, " is too large to decode");
-      int stored_channels = 0;
-      std::unique_ptr<stbi_uc, StbFree> pixels(stbi_load_from_memory(
-          bytes.data(), static_cast<int>(bytes.size()), &image.width, &image.height, &stored_channels, channels));
-      DDPM_CHECK(pixels != nullptr, "image folder: cannot decode ", path, ": ",
-                 stbi_failure_reason() ? stbi_failure_reason() : "unknown stb_image error");
-      image.pixels.assign(pixels.get(), pixels.get() + static_cast<size_t>(image.width) * image.height * channels);
+    try {
+      image = jpeg ? decode_jpeg(bytes.data(), bytes.size(), channels) : decode_png(bytes.data(), bytes.size(), channels);
+    } catch (const Error& e) {
+      detail::fail("image folder: cannot decode ", path, ": ", e.what());
     }
     const int w = image.width, h = image.height;
     if (i == 0) {

@@ -1,5 +1,5 @@
 // A folder of PNG/JPEG images as a data set: every *.png, *.jpg, *.jpeg (any case) directly in the
-// folder, sorted by file name, decoded with stb_image and converted to `channels` (1 = gray,
+// folder, sorted by file name, decoded with libpng or libjpeg-turbo and converted to `channels` (1 = gray,
 // 3 = RGB). All images must have the same width and height; nothing is resized.
 // A folder with no images directly in it but subfolders of them is labelled: one class per
 // immediate subfolder (hidden ones skipped), classes sorted by folder name (label k is the k-th,
