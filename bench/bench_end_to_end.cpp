@@ -2,7 +2,7 @@
 // ancestral sampling run, timed the way bench/pytorch_reference.py times PyTorch's. One JSON line
 // per case on stdout.
 //
-//   bench_end_to_end --config FILE [--device cpu|cuda] [--batch N] [--cases train,sample,sample_run]
+//   bench_end_to_end --config FILE [--device cpu|cuda] [--batch N] [--cases train,sample,sample_run,largest_batch]
 //                    [--iters K] [--warmup W] [--run-steps S] [--unfused] [--set section.key=value ...]
 //
 // train_step: what `ddpm train` does per step minus data loading: random x0 in [-1, 1], uniform
@@ -12,6 +12,11 @@
 //   reverse-step kernel), measured as a 10-step respaced chain divided by 10.
 // sample_run: a whole ancestral chain of --run-steps steps (default: every step of the diffusion)
 //   for --batch images; reported per run and per step.
+// largest_batch (CUDA): the largest batch whose training step fits on the device, found by trying
+//   (bench/largest_batch.h: doubling from --batch, then bisecting to 1/32).
+// Memory (CUDA): train_step also reports peak_bytes, the most device memory in use (weights, Adam
+//   moments, EMA, bf16 copy, activations) during its warm-up and timed steps, as PyTorch's
+//   torch.cuda.max_memory_allocated after reset_peak_memory_stats.
 // Times: the median of K timed iterations after W warm-ups, each ended by a device synchronize.
 // Launches: train_step and sample_step also report what one more step (after the timed ones) asks
 // of the backend (engine/backend_call_counter.h): backend_calls_per_step on any device, and on CUDA
@@ -28,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/largest_batch.h"
 #include "diffusion/samplers.h"
 #include "diffusion/schedule.h"
 #include "diffusion/timestep_sampler.h"
@@ -40,6 +46,9 @@
 #include "engine/optim/ema.h"
 #include "models/unet.h"
 #include "tools/factories.h"
+#if DDPM_WITH_CUDA
+#include "kernels/cuda/allocator_stats.h"
+#endif
 
 namespace {
 
@@ -109,6 +118,24 @@ ddpm::Json launches_of(Fn&& fn) {
           {"cublas_calls_per_step", after.library_calls - before.library_calls}};
 }
 
+#if DDPM_WITH_CUDA
+void reset_peak_memory() { cuda_reset_peak_bytes(); }
+double peak_memory_bytes() { return static_cast<double>(cuda_allocator_stats().peak_bytes_in_use); }
+void release_cached_memory() { cuda_empty_cache(); }
+#else
+void reset_peak_memory() {}
+double peak_memory_bytes() { return 0; }
+void release_cached_memory() {}
+#endif
+
+// True for the errors of a full device (the caching allocator's failed cudaMalloc, a library's
+// failed workspace allocation); any other error is not an answer to "does it fit" and goes on.
+bool is_out_of_memory(const Error& e) {
+  const std::string what = e.what();
+  return what.find("cudaMalloc of") != std::string::npos || what.find("ALLOC_FAILED") != std::string::npos ||
+         what.find("out of memory") != std::string::npos;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -119,7 +146,7 @@ int main(int argc, char** argv) {
     sets.push_back("train.device=" + o.device);
     const Config config = load_config(o.config_file, sets);
     const Device device = choose_device(config.train.device);
-    apply_conv_impl(config.train.conv_impl);
+    apply_conv_impl(config.train.conv_impl, config.train.deterministic);
     const TrainSection& t = config.train;
     const int64_t batch = o.batch > 0 ? o.batch : t.batch_size;
     const bool mixed = t.mixed_precision;
@@ -139,13 +166,18 @@ int main(int argc, char** argv) {
     const double clip = t.grad_clip;
 
     const std::string config_name = std::filesystem::path(o.config_file).stem().string();
+    // bf16_mixed or fp32, then _cudnn for cuDNN convolutions and _nondeterministic where atomics
+    // are allowed (train.deterministic=false), so that compare_table.py keeps them apart.
+    const std::string variant = std::string(mixed ? "bf16_mixed" : "fp32") +
+                                (t.conv_impl == ConvImplChoice::Cudnn ? "_cudnn" : "") +
+                                (t.deterministic ? "" : "_nondeterministic");
     auto report = [&](const char* bench, int64_t images, std::pair<double, double> ms, Json extra = Json::object()) {
       Json line{{"side", "ddpm"},
                 {"bench", bench},
                 {"config", config_name},
                 {"device", device_name(device)},
                 {"batch", batch},
-                {"variant", mixed ? "bf16_mixed" : "fp32"},
+                {"variant", variant},
                 {"ms", ms.first},
                 {"ms_min", ms.second},
                 {"iters", o.iters},
@@ -159,18 +191,19 @@ int main(int argc, char** argv) {
     for (std::stringstream list(o.cases); list.good();) {
       std::string c;
       std::getline(list, c, ',');
-      DDPM_CHECK(c == "train" || c == "sample" || c == "sample_run", "bench_end_to_end: unknown case '", c,
-                 "' (train, sample, sample_run)");
+      DDPM_CHECK(c == "train" || c == "sample" || c == "sample_run" || c == "largest_batch",
+                 "bench_end_to_end: unknown case '", c, "' (train, sample, sample_run, largest_batch)");
       cases.insert(c);
     }
 
     uint64_t step = 0;
-    if (cases.count("train")) {
-      const UniformTimestepSampler timesteps(diffusion.steps());
-      auto train_step = [&] {
+    const UniformTimestepSampler timesteps(diffusion.steps());
+    // One training step at `shape` [B, H, W, C]: what `ddpm train` does per step minus the data.
+    auto train_step_at = [&](const Shape& shape) {
+      return [&, shape] {
         ++step;
-        const Tensor x0 = Tensor::uniform(batch_shape, 2, step, -1, 1, DType::F32, device);
-        const std::vector<int> ts = timesteps.draw(static_cast<int>(batch), 7, step).t;
+        const Tensor x0 = Tensor::uniform(shape, 2, step, -1, 1, DType::F32, device);
+        const std::vector<int> ts = timesteps.draw(static_cast<int>(shape[0]), 7, step).t;
         model->train(true);
         ModelFn network = model_fn(*model, {3, step});
         if (mixed) network = in_bfloat16(std::move(network));
@@ -181,10 +214,43 @@ int main(int argc, char** argv) {
         if (clip > 0) clip_grad_norm(params, clip);
         adam.step(lr, 1.0, &ema);
       };
+    };
+    if (cases.count("train")) {
+      const auto train_step = train_step_at(batch_shape);
+      reset_peak_memory();
       const auto ms = time_ms(device, o.warmup, o.iters, train_step);
       Json extra = launches_of(train_step);
       extra["fused"] = !o.unfused;
+      if (device == Device::CUDA) extra["peak_bytes"] = peak_memory_bytes();
       report("train_step", batch, ms, extra);
+    }
+    if (cases.count("largest_batch")) {
+      DDPM_CHECK(device == Device::CUDA, "bench_end_to_end: the largest_batch case needs --device cuda");
+      auto fits = [&](int64_t b) {
+        Shape shape = batch_shape;
+        shape[0] = b;
+        try {
+          const auto train_step = train_step_at(shape);
+          train_step();
+          train_step();  // the second step holds the first one's Adam state and caches
+          synchronize(device);
+        } catch (const Error& e) {
+          if (!is_out_of_memory(e)) throw;
+          release_cached_memory();
+          return false;
+        }
+        release_cached_memory();
+        return true;
+      };
+      const auto start = std::chrono::steady_clock::now();
+      const LargestBatch found = largest_batch(batch, int64_t{1} << 20, fits);
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::printf("%s\n", Json{{"side", "ddpm"}, {"bench", "largest_batch"}, {"config", config_name},
+                               {"device", device_name(device)}, {"variant", variant},
+                               {"largest_batch", found.batch}, {"first_failed", found.failed},
+                               {"probes", found.probes}, {"search_s", seconds}, {"params", params.count()}}
+                               .dump().c_str());
+      std::fflush(stdout);
     }
     model->train(false);
     NoGradGuard no_grad;

@@ -3,12 +3,15 @@
 ratios, with the targets of issue 6 marked met or not. Standard library only.
 
     python3 bench/compare_table.py results.jsonl
+    python3 bench/compare_table.py --into docs/benchmarks.md table.md   # replace the GPU block
 
 End to end: "vs PyTorch best" = the fastest variant's median ms of the newest torch in the run /
 the engine's median ms (above 1: the engine is faster); an older torch (Debian's 1.13) gets a
-column of its own. Kernels: the fraction of the limit measured in the same run.
+column of its own. Kernels: the fraction of the limit measured in the same run. Memory: the peak
+device memory of the training step (both sides) and the largest batch that fits.
 """
 import json
+import re
 import sys
 
 # (bench, device) -> minimum speed-up over PyTorch's best configuration.
@@ -42,7 +45,7 @@ def end_to_end(lines):
     once, alternating: every side's figure is its fastest run's median."""
     rows = []
     keys = sorted({(l["bench"], l["config"], l["device"], l["batch"]) for l in lines
-                   if l.get("side") == "ddpm" and "config" in l})
+                   if l.get("side") == "ddpm" and "config" in l and "ms" in l})
     old_versions = set()
     for bench, config, device, batch in keys:
         same = [l for l in lines if (l.get("bench"), l.get("config"), l.get("device"), l.get("batch"))
@@ -71,14 +74,11 @@ def end_to_end(lines):
           rows)
     rows = [[f"{l['bench']} {l['config']} b{l['batch']} {l['device']}", f"{l['variant']} (torch {l.get('torch', '?')})",
              f"{l['ms']:.2f}" if "ms" in l else "skipped: " + l.get("skipped", "?")[:60]]
-            for l in lines if l.get("side") == "pytorch" and "config" in l and l.get("bench") in ("train_step", "sample_step")]
+            for l in lines if l.get("side") == "pytorch" and "config" in l
+            and l.get("bench") in ("train_step", "sample_step", "sample_run")]
     if rows:
         print("\nEvery PyTorch run:\n")
         table(["case", "variant", "ms"], rows)
-    runs = [l for l in lines if l.get("side") == "ddpm" and l.get("bench") == "sample_run"]
-    for l in runs:
-        print(f"\nWhole ancestral run: {l['batch']} images x {l['steps']} steps in {l['ms'] / 1000:.1f} s "
-              f"({l['ms_per_step']:.2f} ms per step, {l['variant']}).")
 
 
 def kernels(lines):
@@ -120,6 +120,43 @@ def attention(lines):
         table(["shape", "engine ms", "PyTorch best (ms)", "vs PyTorch best", "target"], rows)
 
 
+def memory(lines):
+    """Peak device memory of the training step, and the largest batch, engine and PyTorch; the
+    engine's bf16 step against PyTorch's leanest bf16 variant at the same batch."""
+    GiB = 2 ** 30
+    peaks = [l for l in lines if l.get("bench") == "train_step" and "peak_bytes" in l]
+    largest = [l for l in lines if l.get("bench") == "largest_batch" and "largest_batch" in l]
+    if not peaks and not largest:
+        return
+    print("\n## Device memory of the training step\n")
+    rows = [[l["side"], l["variant"], l["batch"], f"{l['peak_bytes'] / GiB:.2f}", ""] for l in peaks]
+    for ours in (l for l in peaks if l["side"] == "ddpm" and l["variant"] == "bf16_mixed"):
+        theirs = [l for l in peaks if l["side"] == "pytorch" and "bf16" in l["variant"] and l["batch"] == ours["batch"]]
+        if theirs:
+            best = min(theirs, key=lambda l: l["peak_bytes"])
+            ratio = ours["peak_bytes"] / best["peak_bytes"]
+            rows.append(["engine / PyTorch", f"bf16_mixed / {best['variant']}", ours["batch"], f"{ratio:.2f}x",
+                         "met (<= 1)" if ratio <= 1 else "NOT met (<= 1)"])
+    rows += [[l["side"], l["variant"], f"largest: {l['largest_batch']} (fails at {l['first_failed'] or '-'})", "", ""]
+             for l in largest]
+    table(["side", "variant", "batch", "peak GiB", "target"], rows)
+
+
+def into_docs(doc_path, table_path):
+    """Replaces the block between the compare.sh gpu markers in doc_path by the table (appends
+    the block if the markers are missing)."""
+    begin, end = "<!-- compare.sh gpu: begin -->", "<!-- compare.sh gpu: end -->"
+    with open(table_path) as f:
+        body = re.sub(r"^## ", "### ", f.read().strip(), flags=re.M)  # sections of the block
+    block = f"{begin}\n## GPU: engine against PyTorch (bench/compare.sh)\n\n{body}\n{end}"
+    with open(doc_path) as f:
+        doc = f.read()
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+    doc = pattern.sub(lambda _: block, doc) if pattern.search(doc) else doc.rstrip("\n") + "\n\n" + block + "\n"
+    with open(doc_path, "w") as f:
+        f.write(doc)
+
+
 def table(header, rows):
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
@@ -128,10 +165,14 @@ def table(header, rows):
 
 
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--into":
+        into_docs(sys.argv[2], sys.argv[3])
+        return
     if len(sys.argv) != 2:
-        sys.exit("usage: compare_table.py results.jsonl")
+        sys.exit("usage: compare_table.py results.jsonl | compare_table.py --into DOC.md TABLE.md")
     lines = load(sys.argv[1])
     end_to_end(lines)
+    memory(lines)
     kernels(lines)
     attention(lines)
 

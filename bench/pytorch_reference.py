@@ -17,6 +17,11 @@ What is timed, per variant (eager fp32, channels_last, TF32, bf16 autocast, torc
   sample_step  one ancestral reverse step at a fixed t (--t, default 500) in eval mode under
                inference_mode: x <- (x - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t)
                + sqrt(beta_t) z (fixed_large variance).
+  sample_run   a whole ancestral chain: every step of the diffusion, from x_T ~ N(0, I), with each
+               step's own coefficients (the engine's sample_run); timed once after a warm-up step.
+  largest_batch (CUDA only) the largest batch whose training step fits on the device, found as
+               bench/largest_batch.h finds the engine's: doubling from --batch, then bisecting to
+               1/32 of the answer. Eager variants only: a compiled step recompiles per shape.
   attention    (CUDA only) torch.nn.functional.scaled_dot_product_attention alone, bf16, on
                q, k, v [batch, heads, tokens, head_dim] at every attention shape of the config's
                UNet; forward, and forward+backward, for each SDPA backend (flash, efficient,
@@ -26,6 +31,9 @@ Timing: warm-up iterations first (compiled variants: the first call, which compi
 reported as compile_s, then at least 5 more warm-up calls), then --iters timed iterations.
 CPU: time.perf_counter around each iteration. CUDA: CUDA events around each iteration,
 synchronized after each. Reported: median ("ms") and minimum ("ms_min") in milliseconds.
+
+On CUDA, train_step lines also carry peak_bytes: torch.cuda.max_memory_allocated over the warm-up
+and timed steps, after reset_peak_memory_stats (weights, optimizer state, EMA and activations).
 
 Output: one JSON object per line on stdout; a variant that cannot run here (feature missing from
 this torch, or an exception) gives a line with "skipped": "reason" and no "ms". Progress and
@@ -493,6 +501,37 @@ def build_sample_step(run, variant, device, batch, t_index):
     return step, {"t": t_index}
 
 
+def build_sample_run(run, variant, device, batch):
+    """The whole ancestral chain T-1 .. 0 (fixed_large variance, no noise at t = 0)."""
+    s = run.unet
+    _, net = prepare_model(run, variant, device, training=False)
+    schedule = LinearSchedule(run.steps, device)
+    coefs = []
+    for i in range(run.steps):
+        beta, abar = schedule.betas[i].item(), schedule.abar[i].item()
+        coefs.append((beta / math.sqrt(1 - abar), 1 / math.sqrt(1 - beta), math.sqrt(beta) if i > 0 else 0.0))
+    ts = [torch.full((batch,), i, dtype=torch.long, device=device) for i in range(run.steps)]
+    shape = (batch, s.in_channels, s.resolution, s.resolution)
+    mark_step = getattr(getattr(torch, "compiler", None), "cudagraph_mark_step_begin", None)
+    mark_step = mark_step if variant.compile_mode == "reduce-overhead" else None
+
+    def chain(steps):
+        with torch.inference_mode():
+            x = torch.empty(shape, device=device, memory_format=memory_format(variant)).normal_()
+            for i in reversed(range(run.steps - steps, run.steps)):
+                if mark_step is not None:
+                    mark_step()
+                with autocast(variant, device):
+                    eps = net(x, ts[i])[:, :s.in_channels].float()
+                eps_coef, inv_sqrt_alpha, sigma = coefs[i]
+                x = (x - eps_coef * eps) * inv_sqrt_alpha
+                if sigma > 0:
+                    x = x + sigma * torch.randn_like(x)
+            return x
+
+    return chain
+
+
 # ---- timing -----------------------------------------------------------------------------------
 
 def synchronize(device):
@@ -549,16 +588,83 @@ def time_case(case, variant, run, args):
     freed on return."""
     if args.device == "cuda":
         set_tf32(variant.tf32)
+        torch.cuda.reset_peak_memory_stats()
+    if case == "sample_run":
+        chain = build_sample_run(run, variant, args.device, args.batch)
+        extra = {}
+        t0 = time.perf_counter()
+        for _ in range(1 if variant.compile_mode is None else 6):  # compiles, records graphs
+            chain(2)
+        synchronize(args.device)
+        if variant.compile_mode is not None:
+            extra["compile_s"] = round(time.perf_counter() - t0, 2)
+        ms, ms_min = time_iterations(lambda: chain(run.steps), 1, args.device)
+        return ms, ms_min, {**extra, "iters": 1, "steps": run.steps, "ms_per_step": round(ms / run.steps, 4)}
     if case == "train":
         step, info = build_train_step(run, variant, args.device, args.batch, args.grad_clip)
     else:
         step, info = build_sample_step(run, variant, args.device, args.batch, args.t)
     ms, ms_min, extra = measure(step, variant, args.device, args.iters, args.warmup)
+    if args.device == "cuda" and case == "train":
+        extra["peak_bytes"] = torch.cuda.max_memory_allocated()
     return ms, ms_min, {**extra, **info}
 
 
+def largest_batch(start, limit, fits):
+    """bench/largest_batch.h's search: (largest batch that fit, first that failed, probes)."""
+    probes, ok, failed, b = 0, 0, 0, max(1, min(start, limit))
+    while True:
+        probes += 1
+        if not fits(b):
+            failed = b
+            break
+        ok = b
+        if b == limit:
+            return ok, 0, probes
+        b = min(limit, 2 * b)
+    while failed - ok > max(1, ok // 32):
+        mid = ok + (failed - ok) // 2
+        probes += 1
+        if fits(mid):
+            ok = mid
+        else:
+            failed = mid
+    return ok, failed, probes
+
+
+def run_largest_batch_case(variant, run, args, common):
+    base = {"side": "pytorch", "bench": "largest_batch", "config": run.name, "device": args.device,
+            "variant": variant.name}
+    if args.device != "cuda" or variant.compile_mode is not None or skip_reason(variant, args.device):
+        emit({**base, **common, "skipped": "CUDA eager variants only (a compiled step recompiles per batch)"})
+        return
+    set_tf32(variant.tf32)
+
+    def fits(batch):
+        try:
+            step, _ = build_train_step(run, variant, args.device, batch, args.grad_clip)
+            step()
+            step()
+            synchronize(args.device)
+            return True
+        except RuntimeError as error:  # torch.cuda.OutOfMemoryError, or a library's failed workspace
+            text = str(error)
+            if isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in text or "ALLOC_FAILED" in text:
+                return False
+            raise
+        finally:
+            step = None
+            release_memory(args.device)
+
+    note(f"largest_batch {variant.name} ...")
+    t0 = time.perf_counter()
+    ok, failed, probes = largest_batch(args.batch, 1 << 20, fits)
+    emit({**base, "largest_batch": ok, "first_failed": failed, "probes": probes,
+          "search_s": round(time.perf_counter() - t0, 1), **common})
+
+
 def run_model_case(case, variant, run, args, common):
-    base = {"side": "pytorch", "bench": f"{case}_step", "config": run.name, "device": args.device,
+    base = {"side": "pytorch", "bench": case if case == "sample_run" else f"{case}_step", "config": run.name, "device": args.device,
             "batch": args.batch, "variant": variant.name}
     reason = skip_reason(variant, args.device)
     if reason is None and variant.sample_only and case == "train":
@@ -705,7 +811,8 @@ def parse_args(argv=None):
     p.add_argument("--config", required=True, help="one of our JSON configs, e.g. configs/quickstart.json")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--cases", default="train,sample", help="comma list of train, sample, attention")
+    p.add_argument("--cases", default="train,sample",
+                   help="comma list of train, sample, sample_run, largest_batch, attention")
     p.add_argument("--iters", type=int, default=20, help="timed iterations")
     p.add_argument("--warmup", type=int, default=3, help="untimed iterations first (compiled variants: at least 5)")
     p.add_argument("--variants", default="all", help="comma list, or all: " + ", ".join(VARIANTS_BY_NAME))
@@ -721,9 +828,10 @@ def parse_args(argv=None):
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     if args.attention_tokens:
         args.attention_tokens = [int(n) for n in args.attention_tokens.split(",")]
-    bad = [c for c in args.cases if c not in ("train", "sample", "attention")]
+    cases = ("train", "sample", "sample_run", "largest_batch", "attention")
+    bad = [c for c in args.cases if c not in cases]
     if bad or args.batch < 1 or args.iters < 1 or args.warmup < 0:
-        p.error(f"need --cases from train,sample,attention (got {bad}), --batch >= 1, --iters >= 1, --warmup >= 0")
+        p.error(f"need --cases from {','.join(cases)} (got {bad}), --batch >= 1, --iters >= 1, --warmup >= 0")
     return args
 
 
@@ -757,6 +865,9 @@ def main(argv=None):
             run_attention_case(run, args, common)
             continue
         for variant in variants:
+            if case == "largest_batch":
+                run_largest_batch_case(variant, run, args, common)
+                continue
             if args.variants == "all" and variant.sample_only and case == "train":
                 continue
             run_model_case(case, variant, run, args, common)

@@ -72,6 +72,9 @@ TEST_CASE("typed config: every enum name reads as its value and back", "[config]
   CHECK(with({"train.device=cpu"}).train.device == DeviceChoice::Cpu);
   CHECK(with({"train.device=cuda"}).train.device == DeviceChoice::Cuda);
   CHECK(with({"train.conv_impl=cudnn"}).train.conv_impl == ConvImplChoice::Cudnn);
+  CHECK(with({}).train.deterministic);  // bit-identical runs unless asked otherwise
+  CHECK_FALSE(with({"train.deterministic=false"}).train.deterministic);
+  CHECK_THAT(error_of({"train.deterministic=\"yes\""}), Contains("train.deterministic"));
   CHECK(with({"diffusion.prediction=v"}).diffusion.prediction == Prediction::V);
   CHECK(with({"diffusion.variance=learned_range"}).diffusion.variance == VarianceType::LearnedRange);
   CHECK(with({"diffusion.loss=rescaled_kl"}).diffusion.loss == LossType::RescaledKl);

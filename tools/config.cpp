@@ -59,6 +59,7 @@ const Json& default_config() {
       "device": "auto",
       "mixed_precision": false,
       "conv_impl": "custom",
+      "deterministic": true,
       "log_every": 10,
       "sample_every": 0,
       "checkpoint_every": 500,

@@ -127,11 +127,13 @@ ModelFn in_bfloat16(ModelFn model) {
   };
 }
 
-void apply_conv_impl(ConvImplChoice impl) {
+void apply_conv_impl(ConvImplChoice impl, bool deterministic) {
 #if DDPM_WITH_CUDA
   cuda::set_conv2d_impl(impl == ConvImplChoice::Cudnn ? cuda::ConvImpl::Cudnn : cuda::ConvImpl::Custom);
+  cuda::set_conv2d_deterministic(deterministic);
 #else
   (void)impl;
+  (void)deterministic;
 #endif
 }
 

@@ -33,6 +33,6 @@ ModelFn model_fn(Denoiser& model, DropoutKey key);
 ModelFn in_bfloat16(ModelFn model);
 
 // Applies train.conv_impl to the CUDA convolutions.
-void apply_conv_impl(ConvImplChoice impl);
+void apply_conv_impl(ConvImplChoice impl, bool deterministic);
 
 }  // namespace ddpm

@@ -45,7 +45,7 @@ std::unique_ptr<TrainRun> set_up_training(const TrainArgs& args, Communicator& c
   r.device = choose_device(t.device);
   DDPM_CHECK(!t.mixed_precision || r.device == Device::CUDA, "train.mixed_precision trains in bfloat16 on a GPU, but "
              "this run is on the CPU; set train.mixed_precision=false");
-  apply_conv_impl(t.conv_impl);
+  apply_conv_impl(t.conv_impl, t.deterministic);
   r.data = load_dataset(r.config.data, "train");
   check_class_conditioning(r.config, r.data);
   r.num_classes = r.config.model.num_classes;

@@ -15,7 +15,7 @@ TrainedModel load_trained_model(const std::string& run_dir, const std::vector<st
   m.config = recorded_config(m.state.at("config"), overrides);
   m.image_shape = m.state.at("image_shape").get<Shape>();
   m.device = choose_device(m.config.train.device);
-  apply_conv_impl(m.config.train.conv_impl);
+  apply_conv_impl(m.config.train.conv_impl, m.config.train.deterministic);
   m.model = build_model(m.config, m.image_shape);
   m.params = std::make_unique<ParameterSet>(*m.model, 0, m.device);
   m.diffusion = std::make_unique<GaussianDiffusion>(build_diffusion(m.config.diffusion));

@@ -110,6 +110,7 @@ TrainSection parse_train(const Json& t) {
     detail::fail("train.device must be \"auto\", \"cpu\" or \"cuda\", got \"", device, "\"");
   });
   s.mixed_precision = get<bool>(t, "mixed_precision");
+  s.deterministic = get<bool>(t, "deterministic");
   const std::string impl = get<std::string>(t, "conv_impl");
   s.conv_impl = pick(impl, kConvImpls, [&] {
     detail::fail("train.conv_impl must be \"custom\" or \"cudnn\", got \"", impl, "\"");

@@ -76,6 +76,7 @@ struct TrainSection {
   DeviceChoice device = DeviceChoice::Auto;
   bool mixed_precision = false;
   ConvImplChoice conv_impl = ConvImplChoice::Custom;
+  bool deterministic = true;  // CUDA: no kernel whose accumulation order varies (cuDNN's atomics)
   int64_t log_every = 0, sample_every = 0, checkpoint_every = 0;
   int sample_steps = 0;
   double label_dropout = 0;

@@ -17,6 +17,9 @@ struct CudaAllocatorStats {
 
 CudaAllocatorStats cuda_allocator_stats();
 
+// Starts a new peak: peak_bytes_in_use becomes bytes_in_use (torch.cuda.reset_peak_memory_stats).
+void cuda_reset_peak_bytes();
+
 // Waits for the device, then returns every cached free block to the driver. Blocks in use stay.
 void cuda_empty_cache();
 

@@ -18,12 +18,15 @@ namespace {
 std::atomic<ConvImpl> g_impl{ConvImpl::Custom};
 std::atomic<CudnnAlgoSearch> g_search{CudnnAlgoSearch::Heuristic};
 std::atomic<int> g_tile{-1};
+std::atomic<bool> g_deterministic{true};
 }  // namespace
 
 void set_conv2d_impl(ConvImpl impl) { g_impl = impl; }
 ConvImpl conv2d_impl() { return g_impl; }
 void set_cudnn_algo_search(CudnnAlgoSearch search) { g_search = search; }
 CudnnAlgoSearch cudnn_algo_search() { return g_search; }
+void set_conv2d_deterministic(bool deterministic) { g_deterministic = deterministic; }
+bool conv2d_deterministic() { return g_deterministic; }
 void set_conv2d_custom_tile(int config) { g_tile = config >= 0 && config <= 2 ? config : -1; }
 int conv2d_custom_tile() { return g_tile; }
 }  // namespace cuda

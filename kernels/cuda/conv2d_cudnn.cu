@@ -32,7 +32,10 @@ enum Dir { kFwd = 0, kDgrad = 1, kWgrad = 2 };
 struct Key {
   std::array<int64_t, 12> dims;  // n, h, w, cin, cout, kh, kw, oh, ow, stride, pad_h, pad_w
   DType dtype;
-  bool operator<(const Key& o) const { return std::tie(dims, dtype) < std::tie(o.dims, o.dtype); }
+  bool deterministic;  // only deterministic algorithms (conv2d_impl.h)
+  bool operator<(const Key& o) const {
+    return std::tie(dims, dtype, deterministic) < std::tie(o.dims, o.dtype, o.deterministic);
+  }
 };
 
 struct Algo {
@@ -48,9 +51,10 @@ struct Plan {
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv[3] = {};
   bool f32 = true;
+  bool deterministic = true;
   Algo algo[3];
 
-  explicit Plan(const Key& k) {
+  explicit Plan(const Key& k) : deterministic(k.deterministic) {
     const auto& d = k.dims;
     const auto i = [](int64_t v) { return static_cast<int>(v); };
     f32 = k.dtype == DType::F32;
@@ -128,6 +132,7 @@ Algo search(Plan& p, Dir dir) {
   if (status != CUDNN_STATUS_SUCCESS) return result;
   for (int i = 0; i < got; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    if (p.deterministic && perf[i].determinism == CUDNN_NON_DETERMINISTIC) continue;
     if (p.f32 && perf[i].mathType != CUDNN_FMA_MATH && perf[i].mathType != CUDNN_DEFAULT_MATH) continue;
     const cudnnMathType_t math = p.f32 ? CUDNN_FMA_MATH : perf[i].mathType;
     DDPM_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv[dir], math));
@@ -149,7 +154,7 @@ Key key_of(const Tensor& x, const Tensor& weight, const Tensor& out_or_grad, int
   DDPM_CHECK(pad.symmetric(), "CUDA conv2d (cuDNN): asymmetric padding reached the cuDNN path");
   return {{x.dim(0), x.dim(1), x.dim(2), x.dim(3), weight.dim(0), weight.dim(1), weight.dim(2), out_or_grad.dim(1),
            out_or_grad.dim(2), stride, pad.top, pad.left},
-          x.dtype()};
+          x.dtype(), conv2d_deterministic()};
 }
 
 // The plan for this shape with the algorithms of the wanted directions searched (under the lock:

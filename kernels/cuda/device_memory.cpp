@@ -101,6 +101,11 @@ class CachingAllocator final : public Allocator {
     return stats_;
   }
 
+  void reset_peak() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.peak_bytes_in_use = stats_.bytes_in_use;
+  }
+
  private:
   // A new block from the driver; on out-of-memory the cache is returned to the driver and the
   // request tried once more. Called with the mutex held.
@@ -157,6 +162,8 @@ cudaMemcpyKind kind_of(Device dst, Device src) {
 Allocator& cuda_allocator() { return caching_allocator(); }
 
 CudaAllocatorStats cuda_allocator_stats() { return caching_allocator().stats(); }
+
+void cuda_reset_peak_bytes() { caching_allocator().reset_peak(); }
 
 void cuda_empty_cache() { caching_allocator().empty_cache(); }
 

@@ -14,6 +14,7 @@
 #include "engine/ops.h"
 #include "engine/optim/adam.h"
 #include "engine/optim/ema.h"
+#include "kernels/cuda/conv2d_impl.h"
 #include "models/unet.h"
 #include "tests/support.h"
 #include "tools/data/dataset.h"
@@ -141,10 +142,8 @@ Run train_mixed() {
   r.copy = bf16_bits(params.compute_values());
   return r;
 }
-}  // namespace
 
-TEST_CASE("two mixed-precision CUDA runs from the same seed are bit-identical", "[gpu][mixed]") {
-  const Run a = train_mixed(), b = train_mixed();
+void require_identical(const Run& a, const Run& b) {
   REQUIRE(a.losses == b.losses);
   REQUIRE(a.norms == b.norms);
   REQUIRE(a.weights == b.weights);
@@ -152,6 +151,22 @@ TEST_CASE("two mixed-precision CUDA runs from the same seed are bit-identical", 
   REQUIRE(a.m == b.m);
   REQUIRE(a.v == b.v);
   REQUIRE(a.copy == b.copy);
+}
+}  // namespace
+
+// train.deterministic (the default) on the cuDNN path: only algorithms with a fixed summation
+// order, so the promise holds with conv_impl = cudnn too. (false may pick atomics: not asserted.)
+TEST_CASE("two runs with cuDNN convolutions and train.deterministic are bit-identical", "[gpu][mixed]") {
+  cuda::set_conv2d_impl(cuda::ConvImpl::Cudnn);
+  cuda::set_conv2d_deterministic(true);
+  const Run a = train_mixed(), b = train_mixed();
+  cuda::set_conv2d_impl(cuda::ConvImpl::Custom);
+  require_identical(a, b);
+}
+
+TEST_CASE("two mixed-precision CUDA runs from the same seed are bit-identical", "[gpu][mixed]") {
+  const Run a = train_mixed(), b = train_mixed();
+  require_identical(a, b);
   for (size_t i = 0; i < a.weights.size(); i += 97) {  // and the copy follows the trained weights
     float w;
     std::memcpy(&w, &a.weights[i], 4);
