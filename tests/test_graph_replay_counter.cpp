@@ -106,10 +106,10 @@ TEST_CASE("graph replay counters: k replays of a sampling loop draw batch b0 + k
     CHECK(counters.offset[0] == offset_for(b0, b, kSampleBatchStreamStride));
     const uint64_t stream = sample_batch_stream(first_batch, b), captured = sample_batch_stream(first_batch, b0);
     // x_T (samplers.cpp: Tensor::normal on options.stream)
-    CHECK(same_bits(replayed_normals(48, seed, captured, counters.of(DrawKind::Noise)), Tensor::normal(shape, seed, stream)));
+    CHECK(same_bits(replayed_normals(numel(shape), seed, captured, counters.of(DrawKind::Noise)), Tensor::normal(shape, seed, stream)));
     // step j's noise on stream + 1 + j (the reverse-step and solver-step kernels)
     for (int j = 0; j < steps; ++j)
-      CHECK(same_bits(replayed_normals(48, seed, captured + 1 + static_cast<uint64_t>(j), counters.of(DrawKind::Noise)),
+      CHECK(same_bits(replayed_normals(numel(shape), seed, captured + 1 + static_cast<uint64_t>(j), counters.of(DrawKind::Noise)),
                       Tensor::normal(shape, seed, stream + 1 + static_cast<uint64_t>(j))));
   }
   CHECK(counters.offset[1] == 0);  // sampling draws no dropout
