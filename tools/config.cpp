@@ -91,7 +91,8 @@ const Json& default_config() {
       "use_ema": true,
       "seed": 1,
       "class": "",
-      "guidance": 0.0
+      "guidance": 0.0,
+      "cuda_graphs": true
     },
     "eval": {
       "count": 64,

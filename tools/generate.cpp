@@ -1,10 +1,14 @@
 #include "tools/generate.h"
 
 #include <algorithm>
+#include <map>
+#include <memory>
 
 #include "diffusion/guidance.h"
 #include "diffusion/samplers.h"
 #include "diffusion/timestep_spacing.h"
+#include "engine/cuda_graph.h"
+#include "engine/replay_counter.h"
 #include "tools/image_io.h"
 #include "tools/factories.h"
 
@@ -73,6 +77,7 @@ GenerateOptions generate_options(const SampleSection& s) {
   o.spacing = s.spacing;
   o.clip = s.clip;
   o.seed = seed_for(s.seed, Purpose::Sampling);
+  o.cuda_graphs = s.cuda_graphs;
   return o;
 }
 
@@ -88,19 +93,47 @@ Tensor generate(Denoiser& model, const GaussianDiffusion& diffusion, const Shape
   model.train(false);
   const int64_t batches = (o.count + o.batch - 1) / o.batch, total = batches * per_batch;
   Tensor out = Tensor::empty({o.count, image_shape[0], image_shape[1], image_shape[2]});
-  for (int64_t b = 0; b < batches; ++b) {
+  // Batch b's samples on the device (progress: report it step by step).
+  auto sample_batch = [&](int64_t b, bool progress) {
     const int64_t first = b * o.batch, n = std::min(o.batch, o.count - first);
     SampleOptions options;
     options.clip = o.clip;
     options.seed = o.seed;
-    options.stream = static_cast<uint64_t>(o.first_batch + b) << 32;  // batch b's x_T and step noise
-    if (o.progress) options.progress = [&](int done, int) { o.progress(b * per_batch + done, total); };
+    options.stream = sample_batch_stream(o.first_batch, b);  // batch b's x_T and step noise
+    if (o.progress && progress) options.progress = [&](int done, int) { o.progress(b * per_batch + done, total); };
     const Shape shape{n, image_shape[0], image_shape[1], image_shape[2]};
     const ModelFn fn = o.labels.empty() ? model_fn(model, {}) : guided_model_fn(model, o, first, n);
-    Tensor x = !chain_method ? solve(diffusion, fn, Tensor::normal(shape, o.seed, options.stream, 0.0, 1.0, DType::F32, device),
-                                     setup.second, setup.first, options)
-               : o.method == SampleMethod::Ddim ? sample_ddim(chain, fn, shape, DType::F32, device, o.eta, options)
-                                    : sample_ancestral(chain, fn, shape, DType::F32, device, options);
+    return !chain_method ? solve(diffusion, fn, Tensor::normal(shape, o.seed, options.stream, 0.0, 1.0, DType::F32, device),
+                                 setup.second, setup.first, options)
+           : o.method == SampleMethod::Ddim ? sample_ddim(chain, fn, shape, DType::F32, device, o.eta, options)
+                                            : sample_ancestral(chain, fn, shape, DType::F32, device, options);
+  };
+  // CUDA graphs, per batch size: the first batch of a size runs uncaptured (the warm-up), the
+  // second is captured, it and every later one replay (engine/replay_counter.h: replay k draws
+  // batch b0 + k's noise). Labels differ per batch and would be frozen into the graph: not with them.
+  const bool graphs = o.cuda_graphs && o.labels.empty() && cuda_graphs_available(device);
+  std::map<int64_t, std::unique_ptr<CudaGraph>> graph_of;  // batch size -> its graph
+  std::map<int64_t, Tensor> graph_out;                     // batch size -> the tensor its replays write
+  for (int64_t b = 0; b < batches; ++b) {
+    const int64_t first = b * o.batch, n = std::min(o.batch, o.count - first);
+    Tensor x;
+    if (!graphs) {
+      x = sample_batch(b, true);
+    } else if (!graph_of[n]) {
+      CudaGraph::Options g;
+      g.strides = sample_batch_strides();
+      g.constant_uploads = true;  // the timestep tables: the same for every batch
+      g.what = "the sampling loop (batch of " + std::to_string(n) + ")";
+      g.turn_off = "sample.cuda_graphs=false";
+      graph_of[n] = std::make_unique<CudaGraph>(g);
+      graph_of[n]->warm_up([&] { x = sample_batch(b, true); });
+    } else {
+      CudaGraph& graph = *graph_of[n];
+      if (!graph.captured()) graph.capture([&] { graph_out[n] = sample_batch(b, false); }, b);
+      graph.replay(b);
+      x = graph_out[n];
+      if (o.progress) o.progress((b + 1) * per_batch, total);
+    }
     const Tensor host = x.to(Device::CPU);
     std::copy_n(host.data<float>(), host.numel(), out.data<float>() + first * host.numel() / n);
   }

@@ -30,6 +30,9 @@ struct GenerateOptions {
   // weight `guidance` (diffusion/guidance.h; 0 = the conditional model). Empty: unconditional.
   std::vector<int> labels;
   double guidance = 0.0;
+  // CUDA: each batch size's sampling loop is captured once (at its second batch) and replayed
+  // (engine/cuda_graph.h); the same numbers as without. No effect on the CPU or with labels.
+  bool cuda_graphs = true;
 };
 
 // The sample section's settings (count, method, steps, eta, the solver keys, spacing, clip and the

@@ -35,6 +35,7 @@ void sample_grid(TrainRun& run, const fs::path& path) {
   o.count = run.config.sample.count;
   o.steps = run.config.train.sample_steps;
   o.seed = seed_for(run.config.sample.seed, Purpose::Sampling);
+  o.cuda_graphs = run.config.sample.cuda_graphs;
   const int columns = choose_sample_classes(run.config.sample, run.class_names, run.num_classes, o);
   Tensor images = generate(*run.model, *run.diffusion, run.image_shape, run.device, o);
   run.ema->swap_with(*run.params);

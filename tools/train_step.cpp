@@ -4,6 +4,7 @@
 
 #include "engine/autograd.h"
 #include "engine/ops.h"
+#include "engine/replay_counter.h"
 #include "tools/conditioning.h"
 #include "tools/factories.h"
 
@@ -42,7 +43,7 @@ StepResult train_step(TrainRun& run, BatchOrder& order, Communicator& comm, bool
   const Shard& shard = run.shard;
   // Every random draw is addressed by the step and by the example's place in the global batch,
   // so a shard draws exactly what its rows would draw in a one-process run.
-  const uint64_t stream = static_cast<uint64_t>(step), first = static_cast<uint64_t>(shard.first);
+  const uint64_t stream = train_step_stream(step), first = static_cast<uint64_t>(shard.first);
   const std::vector<int64_t> rows = slice(order.indices(step, batch), shard.first, shard.size);
   const Tensor x0 = gather_batch(run.data, rows, run.config.data.random_flip, seed_for(t.seed, Purpose::Flip), stream,
                                  first)

@@ -158,6 +158,7 @@ SampleSection parse_sample(const Json& j) {
   s.seed = get<uint64_t>(j, "seed");
   s.class_spec = get<std::string>(j, "class");
   s.guidance = get<double>(j, "guidance");
+  s.cuda_graphs = get<bool>(j, "cuda_graphs");
   return s;
 }
 

@@ -100,6 +100,7 @@ struct SampleSection {
   bool clip = true, use_ema = true;
   uint64_t seed = 0;
   std::string class_spec;  // sample.class: "" (all), "all", "none", a class name or index
+  bool cuda_graphs = true;  // CUDA: capture each batch's sampling loop once and replay it (kernels/cuda/graph_capture.h)
   double guidance = 0;
 };
 

@@ -2,6 +2,8 @@
 
 #include "engine/storage.h"
 #include "kernels/cuda/check_libs.h"
+#include "kernels/cuda/graph_capture.h"
+#include "kernels/cuda/graph_memory.h"
 
 namespace ddpm::cuda {
 
@@ -26,7 +28,7 @@ struct Context {
     DDPM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     DDPM_CUBLAS_CHECK(cublasCreate(&cublas));
     DDPM_CUBLAS_CHECK(cublasSetStream(cublas, stream));  // resets the workspace: set it after
-    DDPM_CUBLAS_CHECK(cublasSetWorkspace(cublas, cuda_allocator().allocate(kCublasWorkspaceBytes),
+    DDPM_CUBLAS_CHECK(cublasSetWorkspace(cublas, allocate_shared(kCublasWorkspaceBytes),
                                          kCublasWorkspaceBytes));
     DDPM_CUBLAS_CHECK(cublasLtCreate(&cublas_lt));
     DDPM_CUDNN_CHECK(cudnnCreate(&cudnn));
@@ -50,12 +52,15 @@ const cudaDeviceProp& device_properties() { return context().properties; }
 void* workspace(size_t bytes) {
   Context& c = context();
   if (bytes > c.workspace_bytes) {
+    // A graph keeps the workspace's address: it must have its final size before the capture (the
+    // warm-up run grows it), and it is never a graph's own memory.
+    if (capturing()) refuse_during_capture("growing the kernel workspace (the warm-up run should have)");
     // The old block goes back to the caching allocator without a sync: kernels still using it
     // are queued on the one stream ahead of whatever uses the block next.
     if (c.workspace) cuda_allocator().deallocate(c.workspace, c.workspace_bytes);
     c.workspace = nullptr;
     c.workspace_bytes = 0;
-    c.workspace = cuda_allocator().allocate(bytes);
+    c.workspace = allocate_shared(bytes);
     c.workspace_bytes = bytes;
   }
   return c.workspace;

@@ -6,6 +6,7 @@
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_utils.cuh"
+#include "kernels/cuda/graph_capture.h"
 #include "kernels/cuda/philox_blocks.cuh"
 #include "kernels/diffusion_math.h"
 
@@ -49,7 +50,9 @@ T* optional_out(const Tensor& t) {
 // four elements, DrawBlocks) or read (one thread per element); v target optional.
 template <class T>
 __global__ void q_sample_kernel(const T* x0, const float* t, Table table, int64_t per, int64_t total, T* x_t,
-                                T* noise, T* v, bool noise_given, uint64_t seed, uint64_t stream, uint64_t offset) {
+                                T* noise, T* v, bool noise_given, uint64_t seed, uint64_t stream,
+                                const uint64_t* stream_offset, uint64_t offset) {
+  stream = replay_stream(stream, stream_offset);  // a CUDA graph's replay: engine/replay_counter.h
   auto one = [&](int64_t i, float eps) {
     const auto c = table.at(static_cast<int>(t[i / per]));
     const float x = load_f(x0, i);
@@ -74,7 +77,8 @@ __global__ void q_sample_kernel(const T* x0, const float* t, Table table, int64_
 template <class T>
 __global__ void reverse_step_kernel(dm::ReverseStep settings, const T* x_t, const T* out, const T* var, Table table,
                                     int64_t total, T* x_prev, T* x0_pred, T* mean, T* log_var, uint64_t seed,
-                                    uint64_t stream) {
+                                    uint64_t stream, const uint64_t* stream_offset) {
+  stream = replay_stream(stream, stream_offset);
   const auto c = table.at(settings.step);
   const cuda::DrawBlocks blocks = cuda::draw_blocks(total, 0);
   DDPM_GRID_STRIDE(b, blocks.count) {
@@ -142,7 +146,7 @@ void CudaBackend::q_sample(const q_sample_args& args) {
     q_sample_kernel<T><<<launch_1d(threads), kThreads, 0, cuda::stream()>>>(
         cuda::ptr<T>(args.x0), cuda::ptr<float>(args.t), table_of(args.coefs), per, total, cuda::ptr<T>(args.x_t),
         cuda::ptr<T>(args.noise), optional_out<T>(args.v_target), args.noise_given, args.seed, args.stream,
-        args.offset);
+        cuda::replay_offset(DrawKind::Noise), args.offset);
     DDPM_CUDA_CHECK_LAUNCH();
   });
 }
@@ -157,7 +161,8 @@ void CudaBackend::reverse_step(const reverse_step_args& args) {
     reverse_step_kernel<T><<<launch_1d(cuda::draw_blocks(total, 0).count), kThreads, 0, cuda::stream()>>>(
         dm::reverse_settings(args), cuda::ptr<T>(args.x_t), cuda::ptr<T>(args.model_out), optional<T>(args.var_out),
         table_of(args.coefs), total, cuda::ptr<T>(args.x_prev), optional_out<T>(args.x0_pred),
-        optional_out<T>(args.mean), optional_out<T>(args.log_var), args.seed, args.stream);
+        optional_out<T>(args.mean), optional_out<T>(args.log_var), args.seed, args.stream,
+        cuda::replay_offset(DrawKind::Noise));
     DDPM_CUDA_CHECK_LAUNCH();
   });
 }

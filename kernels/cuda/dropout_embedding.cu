@@ -7,6 +7,7 @@
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_utils.cuh"
+#include "kernels/cuda/graph_capture.h"
 #include "kernels/cuda/philox_blocks.cuh"
 
 namespace ddpm {
@@ -22,7 +23,8 @@ using cuda::put_f;
 // the forward (in = x) and the backward (in = grad_out).
 template <class T>
 __global__ void masked_scale_kernel(int64_t n, const T* in, T* out, float threshold, float keep_scale, uint64_t seed,
-                                    uint64_t stream, uint64_t offset, bool accumulate) {
+                                    uint64_t stream, const uint64_t* stream_offset, uint64_t offset, bool accumulate) {
+  stream = replay_stream(stream, stream_offset);  // a CUDA graph's replay: engine/replay_counter.h
   const cuda::DrawBlocks blocks = cuda::draw_blocks(n, offset);
   DDPM_GRID_STRIDE(b, blocks.count) {
     cuda::draw_block<false>(seed, stream, offset, n, blocks.first + static_cast<uint64_t>(b), [&](int64_t i, float u) {
@@ -38,7 +40,8 @@ void masked_scale(const char* op, const Tensor& in, const Tensor& out, double p,
   const int64_t n = in.numel();
   if (n == 0) return;
   masked_scale_kernel<T><<<launch_1d(cuda::draw_blocks(n, offset).count), kThreads, 0, cuda::stream()>>>(
-      n, ptr<T>(in), ptr<T>(out), static_cast<float>(p), static_cast<float>(1.0 / (1.0 - p)), seed, stream, offset, accumulate);
+      n, ptr<T>(in), ptr<T>(out), static_cast<float>(p), static_cast<float>(1.0 / (1.0 - p)), seed, stream,
+      cuda::replay_offset(DrawKind::Dropout), offset, accumulate);
   DDPM_CUDA_CHECK_LAUNCH();
 }
 

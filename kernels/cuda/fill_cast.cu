@@ -7,6 +7,7 @@
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_utils.cuh"
+#include "kernels/cuda/graph_capture.h"
 
 namespace ddpm {
 
@@ -22,10 +23,12 @@ __global__ void fill_kernel(int64_t n, float value, T* out) {
 }
 
 // out[i] = shift + width * r(i), formed in double by one fma and rounded once to float32 (then to
-// bfloat16), exactly as the CPU does (r(i) itself is bit-identical: engine/philox.h).
+// bfloat16), exactly as the CPU does (r(i) itself is bit-identical: engine/philox.h). In a CUDA
+// graph the stream advances with each replay (engine/replay_counter.h; null offset: as given).
 template <class T>
 __global__ void fill_random_kernel(int64_t n, bool normal, double shift, double width, uint64_t seed, uint64_t stream,
-                                   T* out) {
+                                   const uint64_t* stream_offset, T* out) {
+  stream = replay_stream(stream, stream_offset);
   DDPM_GRID_STRIDE(i, n) {
     const auto index = static_cast<uint64_t>(i);
     const float r = normal ? philox::normal(seed, stream, index) : philox::uniform(seed, stream, index);
@@ -76,7 +79,8 @@ void CudaBackend::fill_random(const fill_random_args& args) {
     // normal: a + b z (mean, stddev); uniform: a + (b - a) u (low, high)
     const double width = normal ? args.b : args.b - args.a;
     fill_random_kernel<T><<<launch_1d(n), kThreads, 0, cuda::stream()>>>(n, normal, args.a, width, args.seed,
-                                                                         args.stream, ptr<T>(args.out));
+                                                                         args.stream, cuda::replay_offset(DrawKind::Noise),
+                                                                         ptr<T>(args.out));
     DDPM_CUDA_CHECK_LAUNCH();
   });
 }

@@ -44,6 +44,7 @@
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_utils.cuh"
+#include "kernels/cuda/graph_capture.h"
 #include "kernels/cuda/scratch.h"
 
 namespace ddpm {
@@ -103,13 +104,17 @@ struct DeviceDropout {
   bool on = false;
   float threshold = 0.0f, keep_scale = 1.0f;
   uint64_t seed = 0, stream = 0, offset = 0;
+  const uint64_t* stream_offset = nullptr;  // a CUDA graph's replay offset (engine/replay_counter.h)
   __device__ __forceinline__ float apply(float v, int64_t index) const {
-    return philox::uniform(seed, stream, offset + static_cast<uint64_t>(index)) >= threshold ? v * keep_scale : 0.0f;
+    return philox::uniform(seed, replay_stream(stream, stream_offset), offset + static_cast<uint64_t>(index)) >= threshold
+               ? v * keep_scale
+               : 0.0f;
   }
 };
 DeviceDropout device_dropout(const DropoutMask& d) {
   if (d.p <= 0) return {};
-  return {true, static_cast<float>(d.p), static_cast<float>(1.0 / (1.0 - d.p)), d.seed, d.stream, d.offset};
+  return {true, static_cast<float>(d.p), static_cast<float>(1.0 / (1.0 - d.p)), d.seed, d.stream, d.offset,
+          cuda::replay_offset(DrawKind::Dropout)};
 }
 
 __device__ __forceinline__ float silu_f(float y) { return y / (1.0f + expf(-y)); }

@@ -5,6 +5,7 @@
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_utils.cuh"
+#include "kernels/cuda/graph_capture.h"
 #include "kernels/cuda/philox_blocks.cuh"
 #include "kernels/solver_math.h"
 
@@ -25,7 +26,9 @@ const T* optional_in(const Tensor& t) {
 // them, so x_next may alias x and d0_out may alias d1 or d2.
 template <class T>
 __global__ void solver_step_kernel(dm::SolverStep s, const T* x, const T* y, const T* out, const T* d1, const T* d2,
-                                   int64_t total, T* x_next, T* d0_out, uint64_t seed, uint64_t stream) {
+                                   int64_t total, T* x_next, T* d0_out, uint64_t seed, uint64_t stream,
+                                   const uint64_t* stream_offset) {
+  stream = replay_stream(stream, stream_offset);  // a CUDA graph's replay: engine/replay_counter.h
   const cuda::DrawBlocks blocks = cuda::draw_blocks(total, 0);
   DDPM_GRID_STRIDE(b, blocks.count) {
     cuda::draw_block<true>(seed, stream, 0, total, blocks.first + static_cast<uint64_t>(b), [&](int64_t i, float z) {
@@ -56,7 +59,7 @@ void CudaBackend::solver_step(const solver_step_args& args) {
         dm::solver_settings(args), x, args.model_in.defined() ? cuda::ptr<T>(args.model_in) : x,
         optional_in<T>(args.model_out), optional_in<T>(args.d1), optional_in<T>(args.d2), total,
         cuda::ptr<T>(args.x_next), args.d0_out.defined() ? cuda::ptr<T>(args.d0_out) : nullptr, args.seed,
-        args.stream);
+        args.stream, cuda::replay_offset(DrawKind::Noise));
     DDPM_CUDA_CHECK_LAUNCH();
   });
 }
