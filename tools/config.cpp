@@ -140,7 +140,7 @@ Json read_file(const std::string& path) {
   DDPM_CHECK(in.good(), "config: cannot read '", path, "'; give an existing JSON file (see configs/)");
   try {
     return Json::parse(in);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // a syntax error, or a number out of range (found by fuzzing)
     detail::fail("config: '", path, "' is not valid JSON: ", e.what());
   }
 }
