@@ -30,7 +30,8 @@ else
 fi
 trained=$(date +%s)
 
-"$ddpm" sample --run "$run" --out "$run/samples_respaced_100.png"
+# `ddpm train` ends by drawing samples.png (sample.count images, train.sample_steps respaced
+# ancestral steps, the EMA weights): the same grid `ddpm sample --run "$run"` would draw.
 "$ddpm" eval --run "$run"
 # Classifier-FD (with KID and precision/recall) of 1,000 samples (DPM-Solver++(2M), 20 steps)
 # against 1,000 test images; for scale, the same for 1,000 training images (the floor a perfect
@@ -47,7 +48,7 @@ done_at=$(date +%s)
 
 echo
 echo "quick start: training took $((trained - start)) s, sampling and evaluation $((done_at - trained)) s"
-echo "  samples:     $run/samples_respaced_100.png"
+echo "  samples:     $run/samples.png"
 echo "  loss curve:  $run/loss_curve.png"
 echo "  bits/dim:    $run/eval.json (per-term plot: $run/eval_terms.png)"
 python3 - "$run" <<'PY' || true
