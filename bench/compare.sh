@@ -7,6 +7,7 @@
 #   THREADS=1 bash bench/compare.sh  # CPU: both sides on one thread (less at the mercy of other load)
 #   BIN_DIR=.gpu/bin bash bench/compare.sh  # prebuilt programs (a GPU machine that cannot build:
 #                                    # ../shared/gpu/pack.sh's bundle, unpacked by .gpu/run.sh)
+#   COMMIT=abc1234 ...               # the commit to print, where the tree is a copy without .git
 #   SLOW_COMPILE=1 bash bench/compare.sh  # GPU: also torch.compile max-autotune (minutes to compile)
 #
 # Builds the benchmarks into build-bench/, runs bench_end_to_end and bench/pytorch_reference.py on
@@ -56,6 +57,16 @@ gpu=0
 if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then gpu=1; fi
 if [[ -n ${BIN_DIR:-} ]]; then
   bin=$BIN_DIR ddpm=$BIN_DIR/ddpm
+  # A bundle's own libraries (pack.sh's lib/ next to bin/) and the CUDA libraries (cuDNN, cuBLAS)
+  # that the PyTorch install brings.
+  [[ -d $BIN_DIR/../lib ]] && export LD_LIBRARY_PATH=$BIN_DIR/../lib:${LD_LIBRARY_PATH:-}
+  nvidia_libs=$("$python" - <<'PY' 2>/dev/null || true
+import glob, os, nvidia
+print(":".join(sorted({os.path.dirname(p) for r in nvidia.__path__
+                       for p in glob.glob(r + "/**/lib/lib*.so*", recursive=True)})))
+PY
+)
+  [[ -n $nvidia_libs ]] && export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}:$nvidia_libs
 else
   build=${BUILD_DIR:-build-bench}
   if [[ -z ${BUILD_DIR:-} ]]; then
@@ -108,7 +119,7 @@ else
     --batch 32 --cases train,sample --warmup 3 --variants all --threads "$threads"
 fi
 
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
+commit=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo "?")}  # COMMIT: a copy without .git
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ), host: $(hostname -s), commit: $commit, command: bash bench/compare.sh (ITERS=$iters)"
   if [[ $gpu == 1 ]]; then echo "device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)"; else
