@@ -351,7 +351,7 @@ struct accumulate_cast_args {
 struct sum_squares_args {
   Tensor x;
   double* result = nullptr;  // host pointer
-  Tensor out;  // instead of result: a float64 tensor of one element on x's device (no read-back; CUDA graphs)
+  Tensor out = Tensor();  // instead of result: float64 [1] on x's device (no read-back; CUDA graphs)
 };
 // Adam / AdamW over flat buffers. grad is multiplied by grad_scale first (global-norm clipping).
 // When ema is defined, the same pass also updates ema = ema_decay * ema + (1 - ema_decay) * params

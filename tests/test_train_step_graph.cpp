@@ -222,6 +222,11 @@ TEST_CASE("graph-ready train step: why a run trains without graphs", "[graph][tr
   TempDir data;
   write_image_folder(data / "images");
   TempDir out;
-  const auto run = set_up(out / "run", small_unet(data / "images"));
-  CHECK_THAT(why_no_train_graphs(*run, 1), Contains("not CUDA"));  // the CPU: no graphs, no message needed
+  std::vector<std::string> sets = small_unet(data / "images");
+  const auto run = set_up(out / "run", sets);
+  CHECK_THAT(why_no_train_graphs(*run, 1), Contains("not CUDA"));  // the CPU (the trainer says nothing there)
+  CHECK_THAT(why_no_train_graphs(*run, 2), Contains("2 ranks") && Contains("MPI"));
+  sets.push_back("model.flip_sin_to_cos=true");
+  const auto diffusers_style = set_up(out / "run2", sets);
+  CHECK_THAT(why_no_train_graphs(*diffusers_style, 1), Contains("model.flip_sin_to_cos"));
 }

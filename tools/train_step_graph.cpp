@@ -152,13 +152,13 @@ StepResult GraphedTrainStep::step(TrainRun& run, BatchOrder& order, bool interru
 }
 
 std::string why_no_train_graphs(const TrainRun& run, int ranks) {
-  if (!cuda_graphs_available(run.device)) return "the device is not CUDA";
   if (ranks > 1)
     return std::to_string(ranks) + " ranks: the gradient all-reduce and the loss sum go through the host (MPI)";
   const ModelSection& m = run.config.model;
-  if (m.flip_sin_to_cos || m.freq_shift != 1)
+  if (m.type == ModelType::Unet && (m.flip_sin_to_cos || m.freq_shift != 1))  // UNet::forward's condition
     return "the model's diffusers-style timestep embedding (model.flip_sin_to_cos / model.freq_shift) is computed "
            "on the host";
+  if (!cuda_graphs_available(run.device)) return "the device is not CUDA";
   return "";
 }
 
