@@ -55,7 +55,10 @@ __device__ __forceinline__ AdamHyper resolved(AdamHyper h, const AdamDeviceValue
 // decays (AdamW) or L2 joins the gradient (Adam); then the moments and the bias-corrected step.
 template <bool kEma>
 __device__ __forceinline__ void adam_element(const AdamHyper& h, float& p, float g, float& m, float& v, float& ema) {
-  g *= h.grad_scale;
+  // Rounded on its own (never fused into the L2 term's fma), so scaling here by the clipping factor
+  // equals clip_grad_norm's separate scale pass followed by a factor of 1 (a captured step does the
+  // former, an uncaptured one the latter: tools/train_step_graph.h).
+  g = __fmul_rn(g, h.grad_scale);
   if (h.decoupled)
     p -= h.lr_wd * p;
   else

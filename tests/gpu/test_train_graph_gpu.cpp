@@ -101,7 +101,10 @@ TEST_CASE("CUDA graphs: a captured training step equals the uncaptured steps bit
                                 "train.grad_clip=0.5",        "train.ema_decay=0.9",
                                 "train.steps=1000",           "train.checkpoint_every=0",
                                 "train.device=cuda"};
-  SECTION("unconditional, dropout, flips, clipping, warm-up") { compare(sets, 6); }
+  SECTION("unconditional, dropout, flips, clipping, warm-up, L2 weight decay") {
+    sets.push_back("train.weight_decay=0.01");  // Adam's L2 term after the clipping factor
+    compare(sets, 6);
+  }
   SECTION("conditional with label dropout, hybrid loss, loss-aware timesteps, mixed precision") {
     for (const char* s : {"model.num_classes=2", "train.label_dropout=0.4", "diffusion.loss=hybrid",
                           "diffusion.variance=learned_range", "diffusion.timestep_sampler=loss_second_moment",
