@@ -20,6 +20,8 @@
 // before; the run stops with the same error and the checkpoint on disk is the last good one either way.
 #pragma once
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "engine/cuda_graph.h"
 #include "tools/data/batch_order.h"
