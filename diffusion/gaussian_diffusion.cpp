@@ -74,9 +74,14 @@ GaussianDiffusion::Noised GaussianDiffusion::q_sample(const Tensor& x0, const st
                                                       uint64_t stream, uint64_t first_example) const {
   DDPM_CHECK(x0.rank() >= 2, "q_sample: expected x0 [N, ...], got ", shape_str(x0.shape()));
   check_steps("q_sample", t, x0.dim(0));
+  return q_sample_steps(x0, step_tensor(t, x0), seed, stream, first_example);
+}
+
+GaussianDiffusion::Noised GaussianDiffusion::q_sample_steps(const Tensor& x0, const Tensor& steps, uint64_t seed,
+                                                            uint64_t stream, uint64_t first_example) const {
   Noised r{Tensor::empty(x0.shape(), x0.dtype(), x0.device()), Tensor::empty(x0.shape(), x0.dtype(), x0.device()), {}};
   if (config_.prediction == Prediction::V) r.v_target = Tensor::empty(x0.shape(), x0.dtype(), x0.device());
-  q_sample_args args{x0, step_tensor(t, x0), coefs(x0.dtype(), x0.device()), r.x_t, r.noise, r.v_target, false, seed, stream,
+  q_sample_args args{x0, steps, coefs(x0.dtype(), x0.device()), r.x_t, r.noise, r.v_target, false, seed, stream,
                      first_example * static_cast<uint64_t>(x0.numel() / x0.dim(0))};
   backend_for(x0.device()).q_sample(args);
   return r;
@@ -157,11 +162,31 @@ GaussianDiffusion::PMeanVariance GaussianDiffusion::reverse_moments(const Tensor
 
 // ---- training ----
 
+GaussianDiffusion::StepTensors GaussianDiffusion::step_tensors(const std::vector<int>& t, DType data_dtype,
+                                                               Device device) const {
+  check_steps("training_losses", t, static_cast<int64_t>(t.size()));
+  return {Tensor::from_vector(std::vector<double>(t.begin(), t.end()), {static_cast<int64_t>(t.size())},
+                              real_dtype(data_dtype), device),
+          model_timesteps(t, data_dtype, device)};
+}
+
 GaussianDiffusion::Losses GaussianDiffusion::training_losses(const ModelFn& model, const Tensor& x0,
                                                              const std::vector<int>& t, uint64_t seed,
                                                              uint64_t stream, uint64_t first_example) const {
-  Noised noised = q_sample(x0, t, seed, stream, first_example);
-  Tensor out = model(noised.x_t, model_timesteps(t, x0.dtype(), x0.device()));
+  check_steps("training_losses", t, x0.dim(0));
+  return training_losses(model, x0, step_tensors(t, x0.dtype(), x0.device()), seed, stream, first_example);
+}
+
+GaussianDiffusion::Losses GaussianDiffusion::training_losses(const ModelFn& model, const Tensor& x0,
+                                                             const StepTensors& t, uint64_t seed, uint64_t stream,
+                                                             uint64_t first_example) const {
+  DDPM_CHECK(x0.rank() >= 2, "training_losses: expected x0 [N, ...], got ", shape_str(x0.shape()));
+  check_shape("training_losses", "timesteps", t.steps, {x0.dim(0)});
+  check_shape("training_losses", "model timesteps", t.model_t, {x0.dim(0)});
+  DDPM_CHECK(t.steps.dtype() == real_dtype(x0.dtype()) && t.steps.device() == x0.device(), "training_losses: ",
+             "timesteps must be ", dtype_name(real_dtype(x0.dtype())), " on x0's device, got ", t.steps.describe());
+  Noised noised = q_sample_steps(x0, t.steps, seed, stream, first_example);
+  Tensor out = model(noised.x_t, t.model_t);
   auto [mean_part, var_part] = split_output(out, noised.x_t);
   const Tensor& target = config_.prediction == Prediction::Epsilon ? noised.noise
                          : config_.prediction == Prediction::X0    ? x0
@@ -174,7 +199,7 @@ GaussianDiffusion::Losses GaussianDiffusion::training_losses(const ModelFn& mode
   }
   // The bound's term; for hybrid the mean is detached so only the variance learns from it.
   const Tensor bound_mean = config_.loss == LossType::Hybrid ? mean_part.detach() : mean_part;
-  r.vb = scale(vlb_term(bound_mean, var_part, x0, noised.x_t, step_tensor(t, x0), coefs(x0.dtype(), x0.device()),
+  r.vb = scale(vlb_term(bound_mean, var_part, x0, noised.x_t, t.steps, coefs(x0.dtype(), x0.device()),
                         config_.prediction, config_.variance, false),
                1.0 / kLn2);
   switch (config_.loss) {

@@ -77,6 +77,15 @@ class GaussianDiffusion {
   // Noise as q_sample draws it (first_example places a shard in its whole batch).
   Losses training_losses(const ModelFn& model, const Tensor& x0, const std::vector<int>& t, uint64_t seed,
                          uint64_t stream, uint64_t first_example = 0) const;
+  // A batch's timesteps as tensors on the data's device: `steps` the table indices as reals (the
+  // real dtype of the data), `model_t` the model's timestep values. A captured training step
+  // uploads them before its replay (tools/train_step_graph.h); same numbers as the vector form.
+  struct StepTensors {
+    Tensor steps, model_t;  // [N] each
+  };
+  StepTensors step_tensors(const std::vector<int>& t, DType data_dtype, Device device) const;  // checks the range
+  Losses training_losses(const ModelFn& model, const Tensor& x0, const StepTensors& t, uint64_t seed,
+                         uint64_t stream, uint64_t first_example = 0) const;
 
   // ---- the bound ----
   struct Bound {
@@ -100,6 +109,9 @@ class GaussianDiffusion {
   PMeanVariance reverse_moments(const Tensor& mean_part, const Tensor& var_part, const Tensor& x_t, int step,
                                 bool clip) const;
   Tensor step_tensor(const std::vector<int>& t, const Tensor& like) const;  // table indices as reals
+  // q_sample's draw with the table indices already a tensor (steps [N], the data's real dtype).
+  Noised q_sample_steps(const Tensor& x0, const Tensor& steps, uint64_t seed, uint64_t stream,
+                        uint64_t first_example) const;
   void check_steps(const char* what, const std::vector<int>& t, int64_t batch) const;
 
   Schedule schedule_;

@@ -1,4 +1,5 @@
-// CUDA graphs: one fixed-shape piece of GPU work (a whole sampling loop for one batch size)
+// CUDA graphs: one fixed-shape piece of GPU work (a whole sampling loop for one batch size, or a
+// training step: tools/train_step_graph.h)
 // captured once and replayed, so the host launches one graph instead of thousands of kernels.
 //
 //   CudaGraph g(options);

@@ -351,6 +351,7 @@ struct accumulate_cast_args {
 struct sum_squares_args {
   Tensor x;
   double* result = nullptr;  // host pointer
+  Tensor out = Tensor();  // instead of result: float64 [1] on x's device (no read-back; CUDA graphs)
 };
 // Adam / AdamW over flat buffers. grad is multiplied by grad_scale first (global-norm clipping).
 // When ema is defined, the same pass also updates ema = ema_decay * ema + (1 - ema_decay) * params
@@ -364,6 +365,14 @@ struct adam_step_args {
   bool decoupled_weight_decay = false;  // AdamW when true, L2 added to the gradient otherwise
   int64_t step = 1;                     // 1-based, for bias correction
   double grad_scale = 1.0;
+  // The step's values read on the device instead of lr and step (a CUDA graph replays the same
+  // arguments; these tensors are rewritten before each replay): scalars float64 [3] = {lr,
+  // 1 - beta1^step, 1 - beta2^step} (optim/adam.h adam_step_scalars). With grad_sum_squares
+  // (float64 [1], sum_squares' out) and clip_norm > 0, the gradients are first multiplied by the
+  // clipping factor clip_norm / sqrt(sum) rounded to their dtype when the norm exceeds clip_norm,
+  // as clip_grad_norm's scale would do to the buffer (grad_scale must stay 1).
+  Tensor scalars, grad_sum_squares;
+  double clip_norm = 0;
 };
 // ema = decay * ema + (1 - decay) * params
 struct ema_update_args {

@@ -9,19 +9,31 @@ ClassEmbedding::ClassEmbedding(int num_classes, int64_t dim) : num_classes_(num_
   table_ = &add_module<Linear>("table", num_classes + 1, dim, 1.0, false);
 }
 
-Tensor ClassEmbedding::forward(const std::vector<int>& labels, DType dtype, Device device) const {
-  const int64_t n = static_cast<int64_t>(labels.size()), rows = num_classes_ + 1;
+std::vector<double> one_hot_rows(const std::vector<int>& labels, int num_classes) {
+  const int64_t n = static_cast<int64_t>(labels.size()), rows = num_classes + 1;
   std::vector<double> one_hot(static_cast<size_t>(n * rows), 0.0);  // [N, num_classes + 1]
   for (int64_t i = 0; i < n; ++i) {
     const int label = labels[static_cast<size_t>(i)];
-    DDPM_CHECK(label >= 0 && label <= num_classes_, "class embedding: label ", label, " (row ", i,
-               ") is outside 0..", num_classes_, " (", num_classes_, " classes, then \"no class\")");
+    DDPM_CHECK(label >= 0 && label <= num_classes, "class embedding: label ", label, " (row ", i,
+               ") is outside 0..", num_classes, " (", num_classes, " classes, then \"no class\")");
     one_hot[static_cast<size_t>(i * rows + label)] = 1.0;
   }
-  return table_->forward(Tensor::from_vector(one_hot, {n, rows}, dtype, device));
+  return one_hot;
 }
 
-Tensor add_class_embedding(const ClassEmbedding* embedding, const Tensor& temb, const std::vector<int>& labels,
+Tensor ClassEmbedding::forward(const ClassLabels& labels, DType dtype, Device device) const {
+  const int64_t rows = num_classes_ + 1;
+  if (labels.one_hot.defined()) {  // rows already on the device (0 and 1 are exact in every dtype)
+    const Tensor& h = labels.one_hot;
+    DDPM_CHECK(h.rank() == 2 && h.dim(1) == rows && h.device() == device, "class embedding: one-hot rows must be [N, ",
+               rows, "] on ", device_name(device), ", got ", h.describe());
+    return table_->forward(h.dtype() == dtype ? h : convert(h, dtype));
+  }
+  const int64_t n = labels.size();
+  return table_->forward(Tensor::from_vector(one_hot_rows(labels.indices, num_classes_), {n, rows}, dtype, device));
+}
+
+Tensor add_class_embedding(const ClassEmbedding* embedding, const Tensor& temb, const ClassLabels& labels,
                            const char* model) {
   if (!embedding) {
     DDPM_CHECK(labels.empty(), model, ": this model is unconditional (num_classes 0) but was given ", labels.size(),

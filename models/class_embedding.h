@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/nn/layers.h"
+#include "models/class_labels.h"
 
 namespace ddpm {
 
@@ -15,7 +16,7 @@ class ClassEmbedding final : public Module {
   // labels: N class indices in [0, num_classes] (num_classes = "no class") -> [N, dim] in `dtype`
   // on `device`. A bias-free linear layer over one-hot rows, weight [dim, num_classes + 1]: column
   // k is class k's vector, and 1 * w + 0 * (the others) picks it exactly in floating point.
-  Tensor forward(const std::vector<int>& labels, DType dtype, Device device) const;
+  Tensor forward(const ClassLabels& labels, DType dtype, Device device) const;
   int num_classes() const { return num_classes_; }
 
  private:
@@ -26,7 +27,7 @@ class ClassEmbedding final : public Module {
 // temb + embedding(labels) for a conditional model (embedding non-null), temb itself for an
 // unconditional one. Checks that a conditional model gets one label per row and an unconditional
 // one none; `model` names the network in the errors. temb [N, dim].
-Tensor add_class_embedding(const ClassEmbedding* embedding, const Tensor& temb, const std::vector<int>& labels,
+Tensor add_class_embedding(const ClassEmbedding* embedding, const Tensor& temb, const ClassLabels& labels,
                            const char* model);
 
 }  // namespace ddpm

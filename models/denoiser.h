@@ -6,6 +6,7 @@
 
 #include "engine/nn/module.h"
 #include "engine/tensor.h"
+#include "models/class_labels.h"
 
 namespace ddpm {
 
@@ -26,9 +27,10 @@ class Denoiser : public Module {
  public:
   // x [N, H, W, C] (NHWC; 2-D points are [N, 1, 1, 2]), t [N] step indices as reals
   // -> [N, H, W, out_channels]. labels: for a class-conditional model (num_classes() > 0) one class
-  // index per row, num_classes() meaning "no class"; empty for an unconditional model.
+  // index per row, num_classes() meaning "no class" (or those rows one-hot on the device,
+  // models/class_labels.h); empty for an unconditional model.
   virtual Tensor forward(const Tensor& x, const Tensor& t, const DropoutKey& key,
-                         const std::vector<int>& labels = {}) = 0;
+                         const ClassLabels& labels = {}) = 0;
   // 0 for an unconditional model; else the number of classes (models/class_embedding.h).
   virtual int num_classes() const { return 0; }
 };

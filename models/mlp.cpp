@@ -15,7 +15,7 @@ MlpDenoiser::MlpDenoiser(const MlpConfig& c) : config_(c) {
   if (c.num_classes > 0) class_emb_ = &add_module<ClassEmbedding>("class_emb", c.num_classes, c.hidden);
 }
 
-Tensor MlpDenoiser::forward(const Tensor& x, const Tensor& t, const DropoutKey&, const std::vector<int>& labels) {
+Tensor MlpDenoiser::forward(const Tensor& x, const Tensor& t, const DropoutKey&, const ClassLabels& labels) {
   DDPM_CHECK(x.rank() == 4 && x.dim(1) == 1 && x.dim(2) == 1 && x.dim(3) == config_.in_channels,
              "MLP: expected points [N, 1, 1, ", config_.in_channels, "], got ", shape_str(x.shape()));
   const int64_t n = x.dim(0);

@@ -20,7 +20,7 @@ class MlpDenoiser final : public Denoiser {
  public:
   explicit MlpDenoiser(const MlpConfig& config);
   Tensor forward(const Tensor& x, const Tensor& t, const DropoutKey& key,
-                 const std::vector<int>& labels = {}) override;
+                 const ClassLabels& labels = {}) override;
   int num_classes() const override { return config_.num_classes; }
 
  private:

@@ -202,7 +202,7 @@ UNet::UNet(const UNetConfig& c) : config_(c) {
   if (c.num_classes > 0) class_emb_ = &add_module<ClassEmbedding>("class_emb", c.num_classes, temb_dim);
 }
 
-Tensor UNet::forward(const Tensor& x, const Tensor& t, const DropoutKey& key, const std::vector<int>& labels) {
+Tensor UNet::forward(const Tensor& x, const Tensor& t, const DropoutKey& key, const ClassLabels& labels) {
   const UNetConfig& c = config_;
   DDPM_CHECK(x.rank() == 4 && x.dim(1) == c.resolution && x.dim(2) == c.resolution && x.dim(3) == c.in_channels,
              "UNet: expected x [N, ", c.resolution, ", ", c.resolution, ", ", c.in_channels, "], got ",

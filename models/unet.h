@@ -44,7 +44,7 @@ class UNet final : public Denoiser {
  public:
   explicit UNet(const UNetConfig& config);
   Tensor forward(const Tensor& x, const Tensor& t, const DropoutKey& key,
-                 const std::vector<int>& labels = {}) override;
+                 const ClassLabels& labels = {}) override;
   int num_classes() const override { return config_.num_classes; }
   const UNetConfig& config() const { return config_; }
   void set_fused(bool on) { config_.fused = on; }  // see UNetConfig::fused

@@ -60,6 +60,7 @@ const Json& default_config() {
       "mixed_precision": false,
       "conv_impl": "custom",
       "deterministic": true,
+      "cuda_graphs": true,
       "log_every": 10,
       "sample_every": 0,
       "checkpoint_every": 500,

@@ -17,6 +17,7 @@
 #include "tools/train_log.h"
 #include "tools/train_setup.h"
 #include "tools/train_step.h"
+#include "tools/train_step_graph.h"
 
 namespace ddpm {
 
@@ -55,9 +56,20 @@ int train(const TrainArgs& args, Communicator& comm) {
   auto previous_sigint = std::signal(SIGINT, on_stop_request);
   auto previous_sigusr1 = std::signal(SIGUSR1, on_stop_request);
   BatchOrder order(run.data.size(), t.seed);
+  // CUDA graphs (train.cuda_graphs): one rank on CUDA captures the step (tools/train_step_graph.h);
+  // otherwise the step runs as it always has, with a one-line reason when graphs were asked for.
+  std::unique_ptr<GraphedTrainStep> graphed;
+  if (t.cuda_graphs && run.device == Device::CUDA) {
+    const std::string why = why_no_train_graphs(run, comm.size());
+    if (why.empty())
+      graphed = std::make_unique<GraphedTrainStep>(run, true);
+    else if (root)
+      std::fprintf(stderr, "ddpm train: the training step runs without CUDA graphs: %s\n", why.c_str());
+  }
   int status = 0;
   while (run.step < t.steps) {
-    const StepResult result = train_step(run, order, comm, g_interrupted != 0);
+    const StepResult result =
+        graphed ? graphed->step(run, order, g_interrupted != 0) : train_step(run, order, comm, g_interrupted != 0);
     log.record(run, result, comm);
     if (root && t.sample_every > 0 && run.step % t.sample_every == 0) {
       char name[32];

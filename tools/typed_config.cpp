@@ -111,6 +111,7 @@ TrainSection parse_train(const Json& t) {
   });
   s.mixed_precision = get<bool>(t, "mixed_precision");
   s.deterministic = get<bool>(t, "deterministic");
+  s.cuda_graphs = get<bool>(t, "cuda_graphs");
   const std::string impl = get<std::string>(t, "conv_impl");
   s.conv_impl = pick(impl, kConvImpls, [&] {
     detail::fail("train.conv_impl must be \"custom\" or \"cudnn\", got \"", impl, "\"");

@@ -77,6 +77,7 @@ struct TrainSection {
   bool mixed_precision = false;
   ConvImplChoice conv_impl = ConvImplChoice::Custom;
   bool deterministic = true;  // CUDA: no kernel whose accumulation order varies (cuDNN's atomics)
+  bool cuda_graphs = true;    // CUDA: capture the training step once and replay it (tools/train_step_graph.h)
   int64_t log_every = 0, sample_every = 0, checkpoint_every = 0;
   int sample_steps = 0;
   double label_dropout = 0;

@@ -43,6 +43,39 @@ void Adam::step(double lr, double grad_scale, const Ema* ema) {
   backend_for(params_.values().device()).adam_step(args);
 }
 
+void Adam::step_on_device(const Tensor& scalars, const Tensor& grad_sum_squares, double clip_norm, const Ema* ema) {
+  adam_step_args args;
+  args.params = params_.values();
+  args.grads = params_.grads();
+  args.m = m_;
+  args.v = v_;
+  args.params_copy = params_.compute_values();
+  if (ema) {
+    check_shape("adam", "ema shadow", ema->shadow(), params_.values().shape());
+    args.ema = ema->shadow();
+    args.ema_decay = ema->decay();
+  }
+  args.beta1 = config_.beta1;
+  args.beta2 = config_.beta2;
+  args.eps = config_.eps;
+  args.weight_decay = config_.weight_decay;
+  args.decoupled_weight_decay = config_.decoupled_weight_decay;
+  args.scalars = scalars;
+  if (clip_norm > 0) {
+    args.grad_sum_squares = grad_sum_squares;
+    args.clip_norm = clip_norm;
+  }
+  backend_for(params_.values().device()).adam_step(args);
+}
+
+std::vector<double> Adam::step_scalars(double lr, int64_t step) const {
+  DDPM_CHECK(lr >= 0, "adam: the learning rate must be >= 0, got ", lr);
+  DDPM_CHECK(step >= 1, "adam: the step count is 1-based, got ", step);
+  // The CPU kernel's expressions (kernels/cpu/optim.cpp), so either form computes the same doubles.
+  const double s = static_cast<double>(step);
+  return {lr, 1.0 - std::pow(config_.beta1, s), 1.0 - std::pow(config_.beta2, s)};
+}
+
 void Adam::set_steps(int64_t steps) {
   DDPM_CHECK(steps >= 0, "adam: negative step count ", steps);
   steps_ = steps;
@@ -62,6 +95,12 @@ double clip_grad_norm(const ParameterSet& params, double max_norm) {
     backend_for(g.device()).scale_forward({g, g, max_norm / norm});
   }
   return norm;
+}
+
+void grad_sum_squares(const ParameterSet& params, const Tensor& out) {
+  sum_squares_args args{params.grads(), nullptr};
+  args.out = out;
+  backend_for(params.grads().device()).sum_squares(args);
 }
 
 }  // namespace ddpm

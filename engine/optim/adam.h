@@ -1,6 +1,8 @@
 // Adam and AdamW over a ParameterSet's flat buffers (one kernel pass per step), and global-norm
 // gradient clipping.
 #pragma once
+#include <vector>
+
 #include "engine/nn/parameters.h"
 
 namespace ddpm {
@@ -30,6 +32,16 @@ class Adam {
   const Tensor& second_moment() const { return v_; }
   void set_steps(int64_t steps);  // the bias-correction count, when resuming
 
+  // The same update with its step-dependent values read on the device, for a captured training
+  // step (tools/train_step_graph.h): `scalars` float64 [3] = adam_step_scalars(lr, step) and, with
+  // clip_norm > 0, the clipping factor from `grad_sum_squares` (float64 [1], grad_sum_squares()),
+  // fused into the pass. Same numbers as clip_grad_norm then step(lr). The step count is the
+  // caller's: call count_step() on the host for every update (replays do not run host code).
+  void step_on_device(const Tensor& scalars, const Tensor& grad_sum_squares, double clip_norm, const Ema* ema);
+  void count_step() { ++steps_; }
+  // {lr, 1 - beta1^step, 1 - beta2^step} as step(lr) computes them for the step-th update.
+  std::vector<double> step_scalars(double lr, int64_t step) const;
+
  private:
   const ParameterSet& params_;
   AdamConfig config_;
@@ -42,5 +54,8 @@ double grad_norm(const ParameterSet& params);
 // Scales every gradient by max_norm / norm when the norm exceeds max_norm; returns the norm
 // measured before clipping.
 double clip_grad_norm(const ParameterSet& params, double max_norm);
+// The sum of squares of all gradients into `out` (float64 [1] on the gradients' device), without
+// a read-back: grad_norm is its square root.
+void grad_sum_squares(const ParameterSet& params, const Tensor& out);
 
 }  // namespace ddpm

@@ -81,7 +81,14 @@ void CpuBackend::sum_squares(const sum_squares_args& args) {
     double total = 0;
 #pragma omp parallel for reduction(+ : total) if (n > kParallelGrain)
     for (int64_t i = 0; i < n; ++i) total += static_cast<double>(x[i]) * static_cast<double>(x[i]);
-    *args.result = total;
+    if (args.out.defined()) {
+      DDPM_CHECK(args.out.dtype() == DType::F64 && args.out.numel() == 1, "sum_squares: out must be float64 [1], got ",
+                 args.out.describe());
+      args.out.data<double>()[0] = total;
+    } else {
+      DDPM_CHECK(args.result != nullptr, "sum_squares: no result pointer or tensor given");
+      *args.result = total;
+    }
   });
 }
 

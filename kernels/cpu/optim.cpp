@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/optim_math.h"
 
 namespace ddpm {
 
@@ -17,8 +18,29 @@ void CpuBackend::adam_step(const adam_step_args& args) {
     const int64_t n = args.params.numel();
     const double b1 = args.beta1, b2 = args.beta2;
     const double step = static_cast<double>(args.step);
-    const double bias1 = 1.0 - std::pow(b1, step), bias2 = 1.0 - std::pow(b2, step);
-    const double lr = args.lr, wd = args.weight_decay, eps = args.eps, gs = args.grad_scale;
+    double bias1 = 1.0 - std::pow(b1, step), bias2 = 1.0 - std::pow(b2, step);
+    double lr = args.lr;
+    const double wd = args.weight_decay, eps = args.eps, gs = args.grad_scale;
+    // A captured step's values come from tensors (op_args.h); on the CPU they are read here.
+    if (args.scalars.defined()) {
+      DDPM_CHECK(args.scalars.dtype() == DType::F64 && args.scalars.numel() == om::kAdamScalarCount,
+                 "adam_step: scalars must be float64 [", om::kAdamScalarCount, "], got ", args.scalars.describe());
+      const double* s = args.scalars.data<double>();
+      lr = s[om::kLr];
+      bias1 = s[om::kBias1];
+      bias2 = s[om::kBias2];
+    }
+    // Clipping from the device sum of squares: clip_grad_norm's in-place scale, fused (T(factor) * g).
+    bool clipping = false;
+    T clip = T(1);
+    if (args.grad_sum_squares.defined() && args.clip_norm > 0) {
+      DDPM_CHECK(args.grad_sum_squares.dtype() == DType::F64 && args.grad_sum_squares.numel() == 1 && gs == 1.0,
+                 "adam_step: grad_sum_squares must be float64 [1] with grad_scale 1, got ",
+                 args.grad_sum_squares.describe(), " and grad_scale ", gs);
+      const double factor = om::clip_factor(args.grad_sum_squares.data<double>()[0], args.clip_norm);
+      clipping = factor != 1.0;
+      clip = static_cast<T>(factor);
+    }
     const bool decoupled = args.decoupled_weight_decay;
     T* ema = args.ema.defined() ? args.ema.data<T>() : nullptr;
     const double ema_decay = args.ema_decay;
@@ -34,7 +56,7 @@ void CpuBackend::adam_step(const adam_step_args& args) {
 #pragma omp parallel for if (n > kParallelGrain)
     for (int64_t i = 0; i < n; ++i) {
       double param = p[i];
-      double grad = gs * static_cast<double>(g[i]);
+      double grad = gs * static_cast<double>(clipping ? clip * g[i] : g[i]);
       if (decoupled)
         param -= lr * wd * param;  // AdamW: decay the weight, not the gradient
       else

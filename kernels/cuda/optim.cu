@@ -13,6 +13,7 @@
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_utils.cuh"
+#include "kernels/optim_math.h"
 
 namespace ddpm {
 
@@ -27,11 +28,37 @@ struct AdamHyper {
   bool decoupled;
 };
 
+// A captured step's values, read on the device (adam_step_args::scalars, grad_sum_squares); null
+// pointers: the host's values in AdamHyper stand.
+struct AdamDeviceValues {
+  const double* scalars = nullptr;      // {lr, 1 - beta1^step, 1 - beta2^step}
+  const double* sum_squares = nullptr;  // of the gradients, for clipping at clip_norm
+  double weight_decay = 0, clip_norm = 0;
+};
+
+// The hyper-parameters with the device values put in, rounded exactly as the host rounds them
+// (double arithmetic, one rounding to float), so captured and uncaptured steps agree bit for bit.
+__device__ __forceinline__ AdamHyper resolved(AdamHyper h, const AdamDeviceValues& d) {
+  if (d.scalars) {
+    const double lr = d.scalars[om::kLr];
+    h.lr = static_cast<float>(lr);
+    h.lr_wd = static_cast<float>(lr * d.weight_decay);
+    h.inv_bias1 = static_cast<float>(1.0 / d.scalars[om::kBias1]);
+    h.inv_bias2 = static_cast<float>(1.0 / d.scalars[om::kBias2]);
+  }
+  // clip_grad_norm's float(factor) * g, fused (grad_scale is 1 in this mode).
+  if (d.sum_squares) h.grad_scale = static_cast<float>(om::clip_factor(*d.sum_squares, d.clip_norm));
+  return h;
+}
+
 // One parameter, the CPU's formula: the gradient is scaled (clipping), then either the weight
 // decays (AdamW) or L2 joins the gradient (Adam); then the moments and the bias-corrected step.
 template <bool kEma>
 __device__ __forceinline__ void adam_element(const AdamHyper& h, float& p, float g, float& m, float& v, float& ema) {
-  g *= h.grad_scale;
+  // Rounded on its own (never fused into the L2 term's fma), so scaling here by the clipping factor
+  // equals clip_grad_norm's separate scale pass followed by a factor of 1 (a captured step does the
+  // former, an uncaptured one the latter: tools/train_step_graph.h).
+  g = __fmul_rn(g, h.grad_scale);
   if (h.decoupled)
     p -= h.lr_wd * p;
   else
@@ -45,9 +72,10 @@ __device__ __forceinline__ void adam_element(const AdamHyper& h, float& p, float
 // Four parameters per thread through float4 (all buffers 16-byte aligned; the bfloat16 copy 8-byte
 // aligned, written as one uint2 of two bfloat162 pairs).
 template <bool kEma, bool kCopy>
-__global__ void adam_vec4_kernel(int64_t n4, AdamHyper h, float4* __restrict__ p, const float4* __restrict__ g,
+__global__ void adam_vec4_kernel(int64_t n4, AdamHyper host_h, AdamDeviceValues d, float4* __restrict__ p, const float4* __restrict__ g,
                                  float4* __restrict__ m, float4* __restrict__ v, float4* __restrict__ ema,
                                  uint2* __restrict__ copy) {
+  const AdamHyper h = resolved(host_h, d);
   DDPM_GRID_STRIDE(i, n4) {
     float4 pi = p[i], mi = m[i], vi = v[i], ei = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     const float4 gi = g[i];
@@ -73,9 +101,10 @@ __global__ void adam_vec4_kernel(int64_t n4, AdamHyper h, float4* __restrict__ p
 // Elements [begin, n) one per thread: the tail after the vector part, or everything when a
 // buffer is not 16-byte aligned (a view at an odd offset).
 template <bool kEma, bool kCopy>
-__global__ void adam_scalar_kernel(int64_t begin, int64_t n, AdamHyper h, float* __restrict__ p,
+__global__ void adam_scalar_kernel(int64_t begin, int64_t n, AdamHyper host_h, AdamDeviceValues d, float* __restrict__ p,
                                    const float* __restrict__ g, float* __restrict__ m, float* __restrict__ v,
                                    float* __restrict__ ema, __nv_bfloat16* __restrict__ copy) {
+  const AdamHyper h = resolved(host_h, d);
   DDPM_GRID_STRIDE(k, n - begin) {
     const int64_t i = begin + k;
     float pi = p[i], mi = m[i], vi = v[i], ei = 0.0f;
@@ -94,7 +123,7 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 bool aligned8(const void* p) { return reinterpret_cast<uintptr_t>(p) % 8 == 0; }
 
 template <bool kEma, bool kCopy>
-void launch_adam(int64_t n, const AdamHyper& h, float* p, const float* g, float* m, float* v, float* ema,
+void launch_adam(int64_t n, const AdamHyper& h, const AdamDeviceValues& d, float* p, const float* g, float* m, float* v, float* ema,
                  __nv_bfloat16* copy) {
   cudaStream_t s = cuda::stream();
   int64_t vector_end = 0;
@@ -103,7 +132,7 @@ void launch_adam(int64_t n, const AdamHyper& h, float* p, const float* g, float*
     const int64_t n4 = n / 4;
     if (n4 > 0) {
       adam_vec4_kernel<kEma, kCopy><<<launch_1d(n4), kThreads, 0, s>>>(
-          n4, h, reinterpret_cast<float4*>(p), reinterpret_cast<const float4*>(g), reinterpret_cast<float4*>(m),
+          n4, h, d, reinterpret_cast<float4*>(p), reinterpret_cast<const float4*>(g), reinterpret_cast<float4*>(m),
           reinterpret_cast<float4*>(v), reinterpret_cast<float4*>(ema), reinterpret_cast<uint2*>(copy));
       DDPM_CUDA_CHECK_LAUNCH();
     }
@@ -111,7 +140,7 @@ void launch_adam(int64_t n, const AdamHyper& h, float* p, const float* g, float*
   }
   if (vector_end < n) {
     adam_scalar_kernel<kEma, kCopy>
-        <<<launch_1d(n - vector_end), kThreads, 0, s>>>(vector_end, n, h, p, g, m, v, ema, copy);
+        <<<launch_1d(n - vector_end), kThreads, 0, s>>>(vector_end, n, h, d, p, g, m, v, ema, copy);
     DDPM_CUDA_CHECK_LAUNCH();
   }
 }
@@ -163,6 +192,23 @@ void CudaBackend::adam_step(const adam_step_args& args) {
   h.ema_decay = static_cast<float>(args.ema_decay);
   h.one_minus_ema_decay = static_cast<float>(1.0 - args.ema_decay);
   h.decoupled = args.decoupled_weight_decay;
+  AdamDeviceValues d;
+  if (args.scalars.defined()) {
+    DDPM_CHECK(args.scalars.device() == Device::CUDA && args.scalars.dtype() == DType::F64 &&
+                   args.scalars.numel() == om::kAdamScalarCount,
+               "CUDA adam_step: scalars must be a float64 cuda tensor of ", om::kAdamScalarCount, " values, got ",
+               args.scalars.describe());
+    d.scalars = cuda::ptr<const double>(args.scalars);
+  }
+  if (args.grad_sum_squares.defined() && args.clip_norm > 0) {
+    DDPM_CHECK(args.grad_sum_squares.device() == Device::CUDA && args.grad_sum_squares.dtype() == DType::F64 &&
+                   args.grad_sum_squares.numel() == 1 && args.grad_scale == 1.0,
+               "CUDA adam_step: grad_sum_squares must be a float64 cuda tensor of 1 value with grad_scale 1, got ",
+               args.grad_sum_squares.describe(), " and grad_scale ", args.grad_scale);
+    d.sum_squares = cuda::ptr<const double>(args.grad_sum_squares);
+  }
+  d.weight_decay = args.weight_decay;
+  d.clip_norm = args.clip_norm;
 
   float* p = cuda::ptr<float>(args.params);
   const float* g = cuda::ptr<float>(args.grads);
@@ -171,13 +217,13 @@ void CudaBackend::adam_step(const adam_step_args& args) {
   float* ema = with_ema ? cuda::ptr<float>(args.ema) : nullptr;
   __nv_bfloat16* copy = with_copy ? cuda::ptr<__nv_bfloat16>(args.params_copy) : nullptr;
   if (with_ema && with_copy)
-    launch_adam<true, true>(n, h, p, g, m, v, ema, copy);
+    launch_adam<true, true>(n, h, d, p, g, m, v, ema, copy);
   else if (with_ema)
-    launch_adam<true, false>(n, h, p, g, m, v, ema, nullptr);
+    launch_adam<true, false>(n, h, d, p, g, m, v, ema, nullptr);
   else if (with_copy)
-    launch_adam<false, true>(n, h, p, g, m, v, nullptr, copy);
+    launch_adam<false, true>(n, h, d, p, g, m, v, nullptr, copy);
   else
-    launch_adam<false, false>(n, h, p, g, m, v, nullptr, nullptr);
+    launch_adam<false, false>(n, h, d, p, g, m, v, nullptr, nullptr);
 }
 
 void CudaBackend::ema_update(const ema_update_args& args) {

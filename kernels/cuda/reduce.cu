@@ -176,11 +176,20 @@ void CudaBackend::mse_backward(const mse_bwd& args) {
 
 // The global gradient norm's reduction: the result crosses to the host, so this call waits.
 void CudaBackend::sum_squares(const sum_squares_args& args) {
-  DDPM_CHECK(args.result != nullptr, "CUDA sum_squares: no result pointer given");
+  DDPM_CHECK(args.result != nullptr || args.out.defined(), "CUDA sum_squares: no result pointer or tensor given");
   cuda::dispatch_float("sum_squares", args.x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     cuda::check_operands("sum_squares", args.x.dtype(), args.x);
     const RowSplit s = split_rows(args.x, 0);
+    if (args.out.defined()) {  // into a device tensor: no read-back, so it can be captured
+      DDPM_CHECK(args.out.device() == Device::CUDA && args.out.dtype() == DType::F64 && args.out.numel() == 1,
+                 "CUDA sum_squares: out must be a float64 cuda tensor of 1 value, got ", args.out.describe());
+      if (s.inner == 0)
+        DDPM_CUDA_CHECK(cudaMemsetAsync(ptr<double>(args.out), 0, sizeof(double), cuda::stream()));
+      else
+        reduce_rows(s, SquareTerm<T>{ptr<T>(args.x)}, 1.0, ptr<double>(args.out));
+      return;
+    }
     if (s.inner == 0) {
       *args.result = 0.0;
       return;
