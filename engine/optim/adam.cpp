@@ -18,9 +18,8 @@ Adam::Adam(const ParameterSet& params, AdamConfig config)
              config.beta1, ", ", config.beta2, "), eps ", config.eps, ", weight_decay ", config.weight_decay);
 }
 
-void Adam::step(double lr, double grad_scale, const Ema* ema) {
-  DDPM_CHECK(lr >= 0, "adam: the learning rate must be >= 0, got ", lr);
-  ++steps_;
+// The arguments both forms of the step share: the buffers and the fixed hyper-parameters.
+adam_step_args Adam::common_args(const Ema* ema) const {
   adam_step_args args;
   args.params = params_.values();
   args.grads = params_.grads();
@@ -32,34 +31,26 @@ void Adam::step(double lr, double grad_scale, const Ema* ema) {
     args.ema = ema->shadow();
     args.ema_decay = ema->decay();
   }
-  args.lr = lr;
   args.beta1 = config_.beta1;
   args.beta2 = config_.beta2;
   args.eps = config_.eps;
   args.weight_decay = config_.weight_decay;
   args.decoupled_weight_decay = config_.decoupled_weight_decay;
+  return args;
+}
+
+void Adam::step(double lr, double grad_scale, const Ema* ema) {
+  DDPM_CHECK(lr >= 0, "adam: the learning rate must be >= 0, got ", lr);
+  ++steps_;
+  adam_step_args args = common_args(ema);
+  args.lr = lr;
   args.step = steps_;
   args.grad_scale = grad_scale;
   backend_for(params_.values().device()).adam_step(args);
 }
 
 void Adam::step_on_device(const Tensor& scalars, const Tensor& grad_sum_squares, double clip_norm, const Ema* ema) {
-  adam_step_args args;
-  args.params = params_.values();
-  args.grads = params_.grads();
-  args.m = m_;
-  args.v = v_;
-  args.params_copy = params_.compute_values();
-  if (ema) {
-    check_shape("adam", "ema shadow", ema->shadow(), params_.values().shape());
-    args.ema = ema->shadow();
-    args.ema_decay = ema->decay();
-  }
-  args.beta1 = config_.beta1;
-  args.beta2 = config_.beta2;
-  args.eps = config_.eps;
-  args.weight_decay = config_.weight_decay;
-  args.decoupled_weight_decay = config_.decoupled_weight_decay;
+  adam_step_args args = common_args(ema);
   args.scalars = scalars;
   if (clip_norm > 0) {
     args.grad_sum_squares = grad_sum_squares;

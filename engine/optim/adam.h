@@ -8,6 +8,7 @@
 namespace ddpm {
 
 class Ema;
+struct adam_step_args;  // engine/op_args.h
 
 // The learning rate is not here: step() takes it, from the caller's schedule (tools/lr_schedule.h).
 struct AdamConfig {
@@ -43,6 +44,7 @@ class Adam {
   std::vector<double> step_scalars(double lr, int64_t step) const;
 
  private:
+  adam_step_args common_args(const Ema* ema) const;
   const ParameterSet& params_;
   AdamConfig config_;
   Tensor m_, v_;

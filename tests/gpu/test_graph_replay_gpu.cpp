@@ -17,6 +17,7 @@
 #include "engine/ops.h"
 #include "engine/replay_counter.h"
 #include "models/unet.h"
+#include "tests/gpu/small_unet.h"
 #include "tests/support.h"
 #include "tools/factories.h"
 #include "tools/generate.h"
@@ -24,13 +25,6 @@
 using namespace ddpm;
 
 namespace {
-UNetConfig small_unet() {
-  UNetConfig c;
-  c.resolution = 16, c.in_channels = 3, c.out_channels = 3, c.base_channels = 32, c.channel_mult = {1, 2};
-  c.num_res_blocks = 1, c.attention_resolutions = {8}, c.heads = 2, c.dropout = 0.1;
-  return c;
-}
-
 std::vector<uint32_t> bits(const Tensor& t) {
   const Tensor host = t.to(Device::CPU).to(DType::F32);
   std::vector<uint32_t> out(static_cast<size_t>(host.numel()));
@@ -49,7 +43,7 @@ Tensor samples(UNet& model, const GaussianDiffusion& diffusion, SampleMethod met
 
 TEST_CASE("CUDA graphs: replayed sampling loops equal the uncaptured ones bit for bit", "[gpu][graph]") {
   REQUIRE(cuda_graphs_available(Device::CUDA));
-  UNet model(small_unet());
+  UNet model(test::small_gpu_unet(3));
   ParameterSet params(model, 7, Device::CUDA);
   params.values().copy_from(test::randn(params.values().shape(), 5, 0.1).to(DType::F32).to(Device::CUDA));
   const GaussianDiffusion diffusion(Schedule(BetaSchedule::Linear, 1000), DiffusionConfig{});
@@ -74,7 +68,7 @@ TEST_CASE("CUDA graphs: replayed sampling loops equal the uncaptured ones bit fo
 TEST_CASE("CUDA graphs: a replayed training forward and backward equals the uncaptured steps bit for bit",
           "[gpu][graph]") {
   REQUIRE(cuda_graphs_available(Device::CUDA));
-  UNet model(small_unet());
+  UNet model(test::small_gpu_unet(3));
   ParameterSet params(model, 7, Device::CUDA);
   params.values().copy_from(test::randn(params.values().shape(), 5, 0.1).to(DType::F32).to(Device::CUDA));
   model.train(true);

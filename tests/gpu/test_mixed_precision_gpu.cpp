@@ -16,19 +16,13 @@
 #include "engine/optim/ema.h"
 #include "kernels/cuda/conv2d_impl.h"
 #include "models/unet.h"
+#include "tests/gpu/small_unet.h"
 #include "tests/support.h"
 #include "tools/data/dataset.h"
 
 using namespace ddpm;
 
 namespace {
-UNetConfig small_unet() {
-  UNetConfig c;
-  c.resolution = 16, c.in_channels = 3, c.out_channels = 6, c.base_channels = 32, c.channel_mult = {1, 2};
-  c.num_res_blocks = 1, c.attention_resolutions = {8}, c.heads = 2, c.dropout = 0.1;
-  return c;
-}
-
 std::vector<uint16_t> bf16_bits(const Tensor& t) {
   const Tensor host = t.to(Device::CPU);
   std::vector<uint16_t> out(static_cast<size_t>(host.numel()));
@@ -53,7 +47,7 @@ std::vector<uint32_t> float_bits(const Tensor& t) {
 
 TEST_CASE("CUDA Adam + EMA writes the bfloat16 copy of its new weights bit for bit, as the CPU twin does",
           "[gpu][mixed]") {
-  UNet gpu_model(small_unet()), cpu_model(small_unet());
+  UNet gpu_model(test::small_gpu_unet(6)), cpu_model(test::small_gpu_unet(6));
   ParameterSet gpu(gpu_model, 7, Device::CUDA), cpu(cpu_model, 7, Device::CPU);
   gpu.keep_compute_copy(DType::BF16);
   cpu.keep_compute_copy(DType::BF16);
@@ -108,7 +102,7 @@ struct Run {
 // A few mixed-precision steps as tools/train_step.cpp takes them: flipped batches, dropout,
 // bfloat16 layers over the compute copy, the fold, clipping and the fused Adam + EMA + copy.
 Run train_mixed() {
-  UNet model(small_unet());
+  UNet model(test::small_gpu_unet(6));
   ParameterSet params(model, 7, Device::CUDA);
   Adam adam(params, AdamConfig{});
   Ema ema(params, 0.9);

@@ -12,6 +12,7 @@
 #include "engine/ops.h"
 #include "models/unet.h"
 #include "tests/gpu/parity.h"
+#include "tests/gpu/small_unet.h"
 
 using namespace ddpm;
 
@@ -74,10 +75,7 @@ void check_linear_qkv(DType dt, int64_t o1, int64_t o2, const std::string& what)
 
 // Loss and parameter gradients of one training step of a small UNet on CUDA (float32).
 std::pair<double, Tensor> cuda_step(bool fused) {
-  UNetConfig c;
-  c.resolution = 16, c.in_channels = 3, c.out_channels = 3, c.base_channels = 32, c.channel_mult = {1, 2};
-  c.num_res_blocks = 1, c.attention_resolutions = {8}, c.heads = 2, c.dropout = 0.1;
-  UNet model(c);
+  UNet model(test::small_gpu_unet(3));
   model.set_fused(fused);
   ParameterSet params(model, 7, Device::CUDA);
   params.values().copy_from(test::randn(params.values().shape(), 5, 0.1).to(DType::F32).to(Device::CUDA));

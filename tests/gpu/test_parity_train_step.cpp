@@ -13,6 +13,7 @@
 #include "engine/optim/ema.h"
 #include "models/unet.h"
 #include "tests/gpu/parity.h"
+#include "tests/gpu/small_unet.h"
 
 using namespace ddpm;
 
@@ -23,10 +24,7 @@ struct StepResult {
 };
 
 StepResult one_step(Device device, bool bfloat16 = false) {
-  UNetConfig c;
-  c.resolution = 16, c.in_channels = 3, c.out_channels = 6, c.base_channels = 32, c.channel_mult = {1, 2};
-  c.num_res_blocks = 1, c.attention_resolutions = {8}, c.heads = 2, c.dropout = 0.1;
-  UNet model(c);
+  UNet model(test::small_gpu_unet(6));
   ParameterSet params(model, 7, device);  // Philox initialization: identical on both devices
   Adam adam(params, AdamConfig{});
   Ema ema(params, 0.9);
