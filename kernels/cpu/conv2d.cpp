@@ -34,6 +34,7 @@
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/column_sums.h"
 #include "kernels/cpu/conv2d_direct.h"
+#include "kernels/cpu/conv2d_winograd.h"
 
 namespace ddpm {
 
@@ -56,7 +57,8 @@ ConvMethod parse_conv2d_method(const std::string& name) {
   if (name == "timed") return ConvMethod::Timed;
   if (name == "direct") return ConvMethod::Direct;
   if (name == "gemm") return ConvMethod::Gemm;
-  detail::fail("DDPM_CPU_CONV must be auto, timed, direct or gemm, got \"", name,
+  if (name == "winograd") return ConvMethod::Winograd;
+  detail::fail("DDPM_CPU_CONV must be auto, timed, direct, winograd or gemm, got \"", name,
                "\" (unset it for the default, auto)");
 }
 
@@ -132,14 +134,32 @@ enum class ConvPart { Forward, Dx, Dw };
 // conv's backward: 2.3 ms through GEMM, 4.0 direct).
 bool direct_by_rule(const ConvGeometry& g, ConvPart part) { return part == ConvPart::Forward || g.cin >= 8; }
 
-// Whether this part of this convolution runs on the direct kernels. ConvMethod::Timed times
+// Whether a forward or dx that runs on the direct kernels (use_direct below) takes Winograd
+// F(2x2, 3x3) instead (kernels/cpu/conv2d_winograd.h): always where it applies under
+// ConvMethod::Winograd; by rule under Auto and Timed: 3x3 stride 1 with at least 16 channels on
+// each side of the part (bench_cpu, docs/benchmarks.md).
+bool winograd_here(const ConvGeometry& g, ConvPart part) {
+  const cpu::DirectConvShape s = direct_shape(g);
+  if (!cpu::winograd_supported(s) || (part == ConvPart::Dx && !cpu::direct_dx_supported(s))) return false;
+  switch (cpu::conv2d_method()) {
+    case cpu::ConvMethod::Winograd: return true;
+    case cpu::ConvMethod::Auto:
+    case cpu::ConvMethod::Timed: return g.cin >= 16 && g.cout >= 16;
+    case cpu::ConvMethod::Direct:
+    case cpu::ConvMethod::Gemm: break;
+  }
+  return false;
+}
+
+// Whether this part of this convolution runs on the direct kernels (or Winograd, winograd_here). ConvMethod::Timed times
 // run(false) (im2col + GEMM) and run(true) (direct) at a shape's first use, one warm-up each
 // then two interleaved timings, and keeps the faster per shape.
 template <class Run>
 bool use_direct(const ConvGeometry& g, ConvPart part, Run&& run) {
   switch (cpu::conv2d_method()) {
     case cpu::ConvMethod::Gemm: return false;
-    case cpu::ConvMethod::Direct: return true;
+    case cpu::ConvMethod::Direct:
+    case cpu::ConvMethod::Winograd: return true;
     case cpu::ConvMethod::Auto: return direct_by_rule(g, part);
     case cpu::ConvMethod::Timed: break;
   }
@@ -330,7 +350,9 @@ void CpuBackend::conv2d_forward(const conv2d_fwd& args) {
     T* out = args.out.data<T>();  // [N*OH*OW, Cout]
     if constexpr (std::is_same_v<T, float>) {
       auto run = [&](bool direct) {
-        if (direct)
+        if (direct && winograd_here(g, ConvPart::Forward))
+          cpu::winograd_conv2d_forward(direct_shape(g), x, w, bias, out);
+        else if (direct)
           cpu::direct_conv2d_forward(direct_shape(g), x, w, bias, out);
         else
           gemm_forward(g, x, w, bias, out);
@@ -361,7 +383,9 @@ void CpuBackend::conv2d_backward(const conv2d_bwd& args) {
         std::vector<float> trial;  // allocated by the first trial only
         direct_x = use_direct(g, ConvPart::Dx, [&](bool direct) {
           trial.resize(static_cast<size_t>(g.n * g.h * g.w * g.cin));
-          if (direct)
+          if (direct && winograd_here(g, ConvPart::Dx))
+            cpu::winograd_conv2d_backward_x(direct_shape(g), gout, w, trial.data(), false);
+          else if (direct)
             cpu::direct_conv2d_backward_x(direct_shape(g), gout, w, trial.data(), false);
           else
             gemm_backward<float>(g, x, w, gout, trial.data(), false, nullptr, false);
@@ -377,7 +401,10 @@ void CpuBackend::conv2d_backward(const conv2d_bwd& args) {
             gemm_backward<float>(g, x, w, gout, nullptr, false, trial.data(), false);
         });
       }
-      if (direct_x) cpu::direct_conv2d_backward_x(direct_shape(g), gout, w, dx, acc_x);
+      if (direct_x && winograd_here(g, ConvPart::Dx))
+        cpu::winograd_conv2d_backward_x(direct_shape(g), gout, w, dx, acc_x);
+      else if (direct_x)
+        cpu::direct_conv2d_backward_x(direct_shape(g), gout, w, dx, acc_x);
       if (direct_w) cpu::direct_conv2d_backward_w(direct_shape(g), x, gout, dw, acc_w);
       gemm_backward(g, x, w, gout, direct_x ? nullptr : dx, acc_x, direct_w ? nullptr : dw, acc_w);
       return;

@@ -14,10 +14,13 @@ int64_t set_conv2d_chunk_bytes(int64_t bytes);
 //   Timed   the faster of the two per shape and per part (forward, dx, dW), timed at first use;
 //           fastest, but two processes may choose differently and round differently;
 //   Direct  the direct kernels wherever they apply (dx of a strided convolution takes the GEMM);
-//   Gemm    im2col + GEMM everywhere.
-// The environment variable DDPM_CPU_CONV=auto|timed|direct|gemm sets it at first use.
-enum class ConvMethod { Auto, Timed, Direct, Gemm };
+//   Gemm    im2col + GEMM everywhere;
+//   Winograd  Winograd F(2x2, 3x3) (kernels/cpu/conv2d_winograd.h) for every 3x3 stride-1 forward
+//           and dx, the direct kernels elsewhere.
+// Auto and Timed take Winograd for 3x3 stride-1 forwards and dx with at least 16 channels in and out.
+// The environment variable DDPM_CPU_CONV=auto|timed|direct|gemm|winograd sets it at first use.
+enum class ConvMethod { Auto, Timed, Direct, Gemm, Winograd };
 ConvMethod conv2d_method();
 ConvMethod set_conv2d_method(ConvMethod method);  // returns the previous method
-ConvMethod parse_conv2d_method(const std::string& name);  // "auto", "timed", "direct" or "gemm"
+ConvMethod parse_conv2d_method(const std::string& name);  // "auto", "timed", "direct", "gemm" or "winograd"
 }  // namespace ddpm::cpu
