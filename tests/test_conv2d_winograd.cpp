@@ -1,15 +1,16 @@
-// The CPU's Winograd F(2x2, 3x3) convolution (kernels/cpu/conv2d_winograd.*): forward (with bias)
-// and dx, written and accumulated, against float64 loop nests on the float32-rounded inputs at
+// The CPU's Winograd F(2x2, 3x3) convolution (kernels/cpu/conv2d_winograd.*): forward (with bias),
+// dx and dW, written and accumulated, against float64 loop nests on the float32-rounded inputs at
 // every instruction-set level this machine runs, over awkward shapes (odd output sizes that leave
 // half tiles, a 1x1 image, no pad, four-sided and oversized pads, channel counts that are not
 // multiples of the vector width or of the transforms' 16-channel runs, one input or output
 // channel, more tiles than one thread block); the same through conv2d's backend call under
-// DDPM_CPU_CONV=winograd (dW and db by the direct kernels); and results that do not depend on
+// DDPM_CPU_CONV=winograd and under the default rule where it picks Winograd; and results that do not depend on
 // the number of threads.
 #include <catch2/catch.hpp>
 #include <omp.h>
 
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -55,12 +56,14 @@ std::vector<Case> cases() {
   };
 }
 
-// out = conv(x, w) + b and dx = the gradient of sum(out * g) with respect to x, in float64.
+// out = conv(x, w) + b, and dx and dw, the gradients of sum(out * g), in float64.
 void reference(const Case& c, const std::vector<double>& x, const std::vector<double>& w, const std::vector<double>& b,
-               const std::vector<double>& g, std::vector<double>& out, std::vector<double>& dx) {
+               const std::vector<double>& g, std::vector<double>& out, std::vector<double>& dx,
+               std::vector<double>& dw) {
   const int64_t oh = c.oh(), ow = c.ow();
   out.assign(static_cast<size_t>(c.n * oh * ow * c.cout), 0.0);
   dx.assign(x.size(), 0.0);
+  dw.assign(w.size(), 0.0);
   for (int64_t s = 0; s < c.n; ++s)
     for (int64_t oy = 0; oy < oh; ++oy)
       for (int64_t ox = 0; ox < ow; ++ox)
@@ -76,6 +79,7 @@ void reference(const Case& c, const std::vector<double>& x, const std::vector<do
                 const size_t wi = static_cast<size_t>(((co * 3 + ky) * 3 + kx) * c.cin + ci);
                 acc += x[xi] * w[wi];
                 dx[xi] += g[o] * w[wi];
+                dw[wi] += g[o] * x[xi];
               }
             }
           out[o] = acc;
@@ -84,14 +88,15 @@ void reference(const Case& c, const std::vector<double>& x, const std::vector<do
 
 struct Inputs {
   Tensor x, w, b, g;
-  std::vector<double> want_out, want_dx;
+  std::vector<double> want_out, want_dx, want_dw;
 };
 Inputs inputs(const Case& c, uint64_t stream) {
   Inputs in{ddpm::test::randn({c.n, c.h, c.w, c.cin}, stream).to(DType::F32),
             ddpm::test::randn({c.cout, 3, 3, c.cin}, stream + 1, 0.3).to(DType::F32),
             ddpm::test::randn({c.cout}, stream + 2).to(DType::F32),
-            ddpm::test::randn({c.n, c.oh(), c.ow(), c.cout}, stream + 3).to(DType::F32), {}, {}};
-  reference(c, in.x.to_vector(), in.w.to_vector(), in.b.to_vector(), in.g.to_vector(), in.want_out, in.want_dx);
+            ddpm::test::randn({c.n, c.oh(), c.ow(), c.cout}, stream + 3).to(DType::F32), {}, {}, {}};
+  reference(c, in.x.to_vector(), in.w.to_vector(), in.b.to_vector(), in.g.to_vector(), in.want_out, in.want_dx,
+            in.want_dw);
   return in;
 }
 
@@ -101,18 +106,32 @@ std::vector<float> floats(const Tensor& t) {
 }
 std::vector<double> doubles(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
 
-// Forward and dx straight through the Winograd kernels; accumulate: the results start from `start`
-// values and are added to (returned minus those values, in float64).
-void run_kernels(const Case& c, const Inputs& in, bool accumulate, std::vector<double>& out, std::vector<double>& dx) {
+// Forward, dx and dW straight through the Winograd kernels; accumulate: the gradients start from
+// random values and are added to (returned minus those values, in float64).
+struct Got {
+  std::vector<double> out, dx, dw;
+};
+std::vector<double> gradient(const Tensor& like, uint64_t stream, bool accumulate,
+                             const std::function<void(float*)>& write) {
+  const std::vector<float> start = floats(ddpm::test::randn(like.shape(), stream).to(DType::F32));
+  std::vector<float> d = accumulate ? start : std::vector<float>(start.size(), std::nanf(""));
+  write(d.data());
+  std::vector<double> result = doubles(d);
+  if (accumulate)
+    for (size_t i = 0; i < result.size(); ++i) result[i] -= start[i];
+  return result;
+}
+Got run_kernels(const Case& c, const Inputs& in, bool accumulate) {
   std::vector<float> o(static_cast<size_t>(c.n * c.oh() * c.ow() * c.cout), std::nanf(""));
   ddpm::cpu::winograd_conv2d_forward(c.shape(), in.x.data<float>(), in.w.data<float>(), in.b.data<float>(), o.data());
-  out = doubles(o);
-  const std::vector<float> start = floats(ddpm::test::randn(in.x.shape(), 77).to(DType::F32));
-  std::vector<float> d = accumulate ? start : std::vector<float>(start.size(), std::nanf(""));
-  ddpm::cpu::winograd_conv2d_backward_x(c.shape(), in.g.data<float>(), in.w.data<float>(), d.data(), accumulate);
-  dx = doubles(d);
-  if (accumulate)
-    for (size_t i = 0; i < dx.size(); ++i) dx[i] -= start[i];
+  Got got{doubles(o), {}, {}};
+  got.dx = gradient(in.x, 77, accumulate, [&](float* dx) {
+    ddpm::cpu::winograd_conv2d_backward_x(c.shape(), in.g.data<float>(), in.w.data<float>(), dx, accumulate);
+  });
+  got.dw = gradient(in.w, 78, accumulate, [&](float* dw) {
+    ddpm::cpu::winograd_conv2d_backward_w(c.shape(), in.x.data<float>(), in.g.data<float>(), dw, accumulate);
+  });
+  return got;
 }
 
 struct IsaScope {
@@ -130,9 +149,7 @@ struct MethodScope {
 // so its error stays within a few times the direct sum's: 1e-5 relative to O(1) results here.
 constexpr double kTol = 2e-5;
 
-}  // namespace
-
-TEST_CASE("Winograd conv2d forward and dx match float64 at every instruction-set level", "[conv2d_winograd]") {
+TEST_CASE("Winograd conv2d forward, dx and dW match float64 at every instruction-set level", "[conv2d_winograd]") {
   uint64_t stream = 900;
   for (CpuIsa isa : {CpuIsa::Generic, CpuIsa::Avx2, CpuIsa::Avx512}) {
     if (isa > ddpm::cpu::best_cpu_isa()) continue;
@@ -142,23 +159,24 @@ TEST_CASE("Winograd conv2d forward and dx match float64 at every instruction-set
       REQUIRE(ddpm::cpu::winograd_supported(c.shape()));
       const Inputs in = inputs(c, stream += 10);
       for (bool accumulate : {false, true}) {
-        INFO((accumulate ? "accumulating dx" : "written dx"));
-        std::vector<double> out, dx;
-        run_kernels(c, in, accumulate, out, dx);
-        ddpm::test::require_close(out, in.want_out, kTol, kTol, "forward vs float64");
-        ddpm::test::require_close(dx, in.want_dx, kTol, 2 * kTol, "dx vs float64");
+        INFO((accumulate ? "accumulating gradients" : "written gradients"));
+        const Got got = run_kernels(c, in, accumulate);
+        ddpm::test::require_close(got.out, in.want_out, kTol, kTol, "forward vs float64");
+        ddpm::test::require_close(got.dx, in.want_dx, kTol, 2 * kTol, "dx vs float64");
+        // dW sums over every pixel of the batch (up to 588 here): a larger absolute scale.
+        ddpm::test::require_close(got.dw, in.want_dw, kTol, 8 * kTol, "dW vs float64");
       }
     }
   }
 }
 
-TEST_CASE("conv2d under DDPM_CPU_CONV=winograd matches float64 through the backend", "[conv2d_winograd]") {
-  MethodScope scope(ConvMethod::Winograd);
+// Forward and backward through conv2d's backend calls under `method`, against float64.
+void check_backend(const Case& c, ConvMethod method, uint64_t stream) {
+  MethodScope scope(method);
   ddpm::Backend& cpu = ddpm::cpu_backend();
-  uint64_t stream = 1300;
-  for (const Case& c : cases()) {
-    INFO(c.name());
-    const Inputs in = inputs(c, stream += 10);
+  {
+    INFO(c.name() << ", method " << static_cast<int>(method));
+    const Inputs in = inputs(c, stream);
     Tensor out = Tensor::full({c.n, c.oh(), c.ow(), c.cout}, std::nan(""), DType::F32);
     cpu.conv2d_forward({in.x, in.w, in.b, out, 1, c.pad});
     Tensor dx = Tensor::full(in.x.shape(), std::nan(""), DType::F32);
@@ -167,24 +185,53 @@ TEST_CASE("conv2d under DDPM_CPU_CONV=winograd matches float64 through the backe
     cpu.conv2d_backward({in.g, in.x, in.w, 1, c.pad, {dx, false}, {dw, false}, {db, false}});
     ddpm::test::require_close(out.to_vector(), in.want_out, kTol, kTol, "forward vs float64");
     ddpm::test::require_close(dx.to_vector(), in.want_dx, kTol, 2 * kTol, "dx vs float64");
-    REQUIRE(ddpm::test::all_finite(dw));  // dW: the direct kernels, checked in [conv2d_direct]
-    REQUIRE(ddpm::test::all_finite(db));
+    ddpm::test::require_close(dw.to_vector(), in.want_dw, kTol, 8 * kTol, "dW vs float64");
+    std::vector<double> want_db(static_cast<size_t>(c.cout), 0.0);
+    const std::vector<double> gv = in.g.to_vector();
+    for (size_t i = 0; i < gv.size(); ++i) want_db[i % static_cast<size_t>(c.cout)] += gv[i];
+    ddpm::test::require_close(db.to_vector(), want_db, kTol, 8 * kTol, "db vs float64");
   }
+}
+
+}  // namespace
+
+TEST_CASE("conv2d under DDPM_CPU_CONV=winograd matches float64 through the backend", "[conv2d_winograd]") {
+  uint64_t stream = 1300;
+  for (const Case& c : cases()) check_backend(c, ConvMethod::Winograd, stream += 10);
+}
+
+TEST_CASE("conv2d's default rule takes Winograd at 32+ channels and 8x8+, bit for bit", "[conv2d_winograd]") {
+  // Auto must pick Winograd for every part here: the same bits as the kernels called directly.
+  const Case c{2, 9, 10, 32, 40, 1};
+  check_backend(c, ConvMethod::Auto, 1500);
+  const Inputs in = inputs(c, 1500);
+  const Got direct_call = run_kernels(c, in, false);
+  MethodScope scope(ConvMethod::Auto);
+  ddpm::Backend& cpu = ddpm::cpu_backend();
+  Tensor out = Tensor::full({c.n, c.oh(), c.ow(), c.cout}, std::nan(""), DType::F32);
+  cpu.conv2d_forward({in.x, in.w, in.b, out, 1, c.pad});
+  Tensor dx = Tensor::full(in.x.shape(), std::nan(""), DType::F32);
+  Tensor dw = Tensor::full(in.w.shape(), std::nan(""), DType::F32);
+  Tensor db = Tensor::full(in.b.shape(), std::nan(""), DType::F32);
+  cpu.conv2d_backward({in.g, in.x, in.w, 1, c.pad, {dx, false}, {dw, false}, {db, false}});
+  REQUIRE(out.to_vector() == direct_call.out);
+  REQUIRE(dx.to_vector() == direct_call.dx);
+  REQUIRE(dw.to_vector() == direct_call.dw);
 }
 
 TEST_CASE("Winograd conv2d gives the same bits with one thread as with several", "[conv2d_winograd]") {
   const Case c{4, 14, 14, 32, 40, 1};  // 196 tiles: several blocks for each thread
   const Inputs in = inputs(c, 1700);
   const int team = omp_get_max_threads();
-  std::vector<double> out1, dx1, out4, dx4;
   omp_set_num_threads(1);
-  run_kernels(c, in, false, out1, dx1);
+  const Got one = run_kernels(c, in, false);
   omp_set_num_threads(4);
-  run_kernels(c, in, false, out4, dx4);
+  const Got four = run_kernels(c, in, false);
   omp_set_num_threads(team);
-  REQUIRE(out1 == out4);
-  REQUIRE(dx1 == dx4);
-  ddpm::test::require_close(out4, in.want_out, kTol, kTol, "forward vs float64");
+  REQUIRE(one.out == four.out);
+  REQUIRE(one.dx == four.dx);
+  REQUIRE(one.dw == four.dw);
+  ddpm::test::require_close(four.out, in.want_out, kTol, kTol, "forward vs float64");
 }
 
 TEST_CASE("Winograd applies to 3x3 stride-1 convolutions only, and parses by name", "[conv2d_winograd]") {

@@ -134,25 +134,32 @@ enum class ConvPart { Forward, Dx, Dw };
 // conv's backward: 2.3 ms through GEMM, 4.0 direct).
 bool direct_by_rule(const ConvGeometry& g, ConvPart part) { return part == ConvPart::Forward || g.cin >= 8; }
 
-// Whether a forward or dx that runs on the direct kernels (use_direct below) takes Winograd
+// Whether a part (forward, dx, dW) that runs on the direct kernels (use_direct below) takes Winograd
 // F(2x2, 3x3) instead (kernels/cpu/conv2d_winograd.h): always where it applies under
-// ConvMethod::Winograd; by rule under Auto and Timed: 3x3 stride 1 with at least 16 channels on
-// each side of the part (bench_cpu, docs/benchmarks.md).
+// ConvMethod::Winograd; by rule under Auto and Timed: 3x3 stride 1 with at least 32 channels in
+// and out and an output of at least 8x8 (single-thread timings, docs/benchmarks.md: 1.1 to 1.7x
+// the direct kernels there; 0.75 to 0.9x at 16 channels, about 1.0 at 7x7).
 bool winograd_here(const ConvGeometry& g, ConvPart part) {
   const cpu::DirectConvShape s = direct_shape(g);
   if (!cpu::winograd_supported(s) || (part == ConvPart::Dx && !cpu::direct_dx_supported(s))) return false;
   switch (cpu::conv2d_method()) {
     case cpu::ConvMethod::Winograd: return true;
     case cpu::ConvMethod::Auto:
-    case cpu::ConvMethod::Timed: return g.cin >= 16 && g.cout >= 16;
+    case cpu::ConvMethod::Timed: {
+      // The tiled image: out [OH, OW] for the forward and dW, dx [H, W]. Below 8 pixels a side the
+      // half-empty border tiles waste a quarter of the products or more (7x7: 64 for 49).
+      const int64_t rows = part == ConvPart::Dx ? g.h : g.oh, cols = part == ConvPart::Dx ? g.w : g.ow;
+      return g.cin >= 32 && g.cout >= 32 && rows >= 8 && cols >= 8;
+    }
     case cpu::ConvMethod::Direct:
     case cpu::ConvMethod::Gemm: break;
   }
   return false;
 }
 
-// Whether this part of this convolution runs on the direct kernels (or Winograd, winograd_here). ConvMethod::Timed times
-// run(false) (im2col + GEMM) and run(true) (direct) at a shape's first use, one warm-up each
+// Whether this part of this convolution runs on the direct kernels (or on Winograd, winograd_here).
+// ConvMethod::Timed times run(false) (im2col + GEMM) and run(true) (direct or Winograd by the
+// rule) at a shape's first use, one warm-up each
 // then two interleaved timings, and keeps the faster per shape.
 template <class Run>
 bool use_direct(const ConvGeometry& g, ConvPart part, Run&& run) {
@@ -395,7 +402,9 @@ void CpuBackend::conv2d_backward(const conv2d_bwd& args) {
         std::vector<float> trial;
         direct_w = use_direct(g, ConvPart::Dw, [&](bool direct) {
           trial.resize(static_cast<size_t>(g.cout * g.k()));
-          if (direct)
+          if (direct && winograd_here(g, ConvPart::Dw))
+            cpu::winograd_conv2d_backward_w(direct_shape(g), x, gout, trial.data(), false);
+          else if (direct)
             cpu::direct_conv2d_backward_w(direct_shape(g), x, gout, trial.data(), false);
           else
             gemm_backward<float>(g, x, w, gout, nullptr, false, trial.data(), false);
@@ -405,7 +414,10 @@ void CpuBackend::conv2d_backward(const conv2d_bwd& args) {
         cpu::winograd_conv2d_backward_x(direct_shape(g), gout, w, dx, acc_x);
       else if (direct_x)
         cpu::direct_conv2d_backward_x(direct_shape(g), gout, w, dx, acc_x);
-      if (direct_w) cpu::direct_conv2d_backward_w(direct_shape(g), x, gout, dw, acc_w);
+      if (direct_w && winograd_here(g, ConvPart::Dw))
+        cpu::winograd_conv2d_backward_w(direct_shape(g), x, gout, dw, acc_w);
+      else if (direct_w)
+        cpu::direct_conv2d_backward_w(direct_shape(g), x, gout, dw, acc_w);
       gemm_backward(g, x, w, gout, direct_x ? nullptr : dx, acc_x, direct_w ? nullptr : dw, acc_w);
       return;
     }

@@ -31,7 +31,7 @@ struct WinogradShape {
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 std::vector<float>& scratch(int slot) {
-  thread_local std::vector<float> buffers[3];
+  thread_local std::vector<float> buffers[6];
   return buffers[slot];
 }
 float* scratch(int slot, int64_t count) {
@@ -41,70 +41,92 @@ float* scratch(int slot, int64_t count) {
 }
 
 // U packed for the direct kernels, per position p: [p][Cout blocks][Cin][block] (zeros past
-// Cout), U = G g G^T of the 3x3 kernel g = at(co, ky, kx, ci). Computed in double, rounded once.
+// Cout), U = G g G^T of the 3x3 kernel g = at(co, ky, kx, ci). Each (block, ci) writes 16 runs of
+// `block` consecutive floats, one per position; blocks go to different threads.
 template <class At>
 float* transformed_weights(int64_t cin, int64_t cout, int64_t block, At at, int64_t& per_position) {
   const int64_t blocks = (cout + block - 1) / block;
   per_position = blocks * cin * block;
   float* u = scratch(2, 16 * per_position);
-  std::fill(u, u + 16 * per_position, 0.0f);
-  for (int64_t co = 0; co < cout; ++co)
+  const int64_t stride = per_position;
+#pragma omp parallel for if (cout * cin > 2048)
+  for (int64_t b = 0; b < blocks; ++b)
     for (int64_t ci = 0; ci < cin; ++ci) {
-      double g[3][3], gg[4][3];  // gg = G g
-      for (int ky = 0; ky < 3; ++ky)
-        for (int kx = 0; kx < 3; ++kx) g[ky][kx] = at(co, ky, kx, ci);
-      for (int kx = 0; kx < 3; ++kx) {
-        gg[0][kx] = g[0][kx];
-        gg[1][kx] = 0.5 * (g[0][kx] + g[1][kx] + g[2][kx]);
-        gg[2][kx] = 0.5 * (g[0][kx] - g[1][kx] + g[2][kx]);
-        gg[3][kx] = g[2][kx];
-      }
-      float* dst = u + ((co / block) * cin + ci) * block + co % block;
-      for (int i = 0; i < 4; ++i) {  // row i of (G g) G^T
-        const double r[4] = {gg[i][0], 0.5 * (gg[i][0] + gg[i][1] + gg[i][2]), 0.5 * (gg[i][0] - gg[i][1] + gg[i][2]),
-                             gg[i][2]};
-        for (int j = 0; j < 4; ++j) dst[(i * 4 + j) * per_position] = static_cast<float>(r[j]);
+      float* dst = u + (b * cin + ci) * block;
+      for (int64_t j = 0; j < block; ++j) {
+        const int64_t co = b * block + j;
+        if (co >= cout) {
+          for (int p = 0; p < 16; ++p) dst[p * stride + j] = 0.0f;
+          continue;
+        }
+        float g[3][3], gg[4][3];  // gg = G g
+        for (int ky = 0; ky < 3; ++ky)
+          for (int kx = 0; kx < 3; ++kx) g[ky][kx] = at(co, ky, kx, ci);
+        for (int kx = 0; kx < 3; ++kx) {
+          gg[0][kx] = g[0][kx];
+          gg[1][kx] = 0.5f * (g[0][kx] + g[1][kx] + g[2][kx]);
+          gg[2][kx] = 0.5f * (g[0][kx] - g[1][kx] + g[2][kx]);
+          gg[3][kx] = g[2][kx];
+        }
+        for (int i = 0; i < 4; ++i) {  // row i of (G g) G^T
+          dst[(4 * i) * stride + j] = gg[i][0];
+          dst[(4 * i + 1) * stride + j] = 0.5f * (gg[i][0] + gg[i][1] + gg[i][2]);
+          dst[(4 * i + 2) * stride + j] = 0.5f * (gg[i][0] - gg[i][1] + gg[i][2]);
+          dst[(4 * i + 3) * stride + j] = gg[i][2];
+        }
       }
     }
   return u;
 }
 
-// v[p][0 .. count) = (B^T d B)[p] for the 4x4 patch d[p] (16 rows of `count` <= kRun channels).
+// v[p][0 .. count) = (B^T d B)[p] for the 4x4 patch d[p] (16 rows of `count` channels; count is
+// kRun when kFull, so that the loops have a constant trip count and vectorize whole).
+template <bool kFull>
 void input_transform(const float* const* d, int64_t count, float* const* v) {
-  float x[16][kRun] = {}, t[16][kRun];
-  for (int p = 0; p < 16; ++p) std::memcpy(x[p], d[p], static_cast<size_t>(count) * sizeof(float));
+  const int64_t n = kFull ? kRun : count;
+  float t[16][kRun], x[16][kRun];
   for (int j = 0; j < 4; ++j)  // B^T d: along the rows
-    for (int l = 0; l < kRun; ++l) {
-      t[j][l] = x[j][l] - x[8 + j][l];
-      t[4 + j][l] = x[4 + j][l] + x[8 + j][l];
-      t[8 + j][l] = x[8 + j][l] - x[4 + j][l];
-      t[12 + j][l] = x[4 + j][l] - x[12 + j][l];
+    for (int64_t l = 0; l < n; ++l) {
+      t[j][l] = d[j][l] - d[8 + j][l];
+      t[4 + j][l] = d[4 + j][l] + d[8 + j][l];
+      t[8 + j][l] = d[8 + j][l] - d[4 + j][l];
+      t[12 + j][l] = d[4 + j][l] - d[12 + j][l];
     }
   for (int i = 0; i < 4; ++i)  // (B^T d) B: along the columns
-    for (int l = 0; l < kRun; ++l) {
+    for (int64_t l = 0; l < n; ++l) {
       x[4 * i][l] = t[4 * i][l] - t[4 * i + 2][l];
       x[4 * i + 1][l] = t[4 * i + 1][l] + t[4 * i + 2][l];
       x[4 * i + 2][l] = t[4 * i + 2][l] - t[4 * i + 1][l];
       x[4 * i + 3][l] = t[4 * i + 1][l] - t[4 * i + 3][l];
     }
-  for (int p = 0; p < 16; ++p) std::memcpy(v[p], x[p], static_cast<size_t>(count) * sizeof(float));
+  for (int p = 0; p < 16; ++p)
+    for (int64_t l = 0; l < n; ++l) v[p][l] = x[p][l];
 }
 
-// y[q][0 .. count) for the 2x2 outputs q = (A^T m A)[q] + bias, from m[p] (16 rows of `count`).
-void output_transform(const float* const* m, int64_t count, const float* bias, float y[4][kRun]) {
-  float x[16][kRun] = {}, s[8][kRun], b[kRun] = {};
-  for (int p = 0; p < 16; ++p) std::memcpy(x[p], m[p], static_cast<size_t>(count) * sizeof(float));
-  if (bias) std::memcpy(b, bias, static_cast<size_t>(count) * sizeof(float));
+// o[q] (=|+=) (A^T m A)[q] + bias for the 2x2 outputs q (null o[q]: outside the image), from m[p]
+// (16 rows of `count` channels, kRun when kFull).
+template <bool kFull>
+void output_transform(const float* const* m, int64_t count, const float* bias, float* const* o, bool accumulate) {
+  const int64_t n = kFull ? kRun : count;
+  float s[8][kRun], y[4][kRun];
   for (int j = 0; j < 4; ++j)  // A^T m
-    for (int l = 0; l < kRun; ++l) {
-      s[j][l] = x[j][l] + x[4 + j][l] + x[8 + j][l];
-      s[4 + j][l] = x[4 + j][l] - x[8 + j][l] - x[12 + j][l];
+    for (int64_t l = 0; l < n; ++l) {
+      s[j][l] = m[j][l] + m[4 + j][l] + m[8 + j][l];
+      s[4 + j][l] = m[4 + j][l] - m[8 + j][l] - m[12 + j][l];
     }
   for (int i = 0; i < 2; ++i)  // (A^T m) A
-    for (int l = 0; l < kRun; ++l) {
-      y[2 * i][l] = s[4 * i][l] + s[4 * i + 1][l] + s[4 * i + 2][l] + b[l];
-      y[2 * i + 1][l] = s[4 * i + 1][l] - s[4 * i + 2][l] - s[4 * i + 3][l] + b[l];
+    for (int64_t l = 0; l < n; ++l) {
+      const float b = bias ? bias[l] : 0.0f;
+      y[2 * i][l] = s[4 * i][l] + s[4 * i + 1][l] + s[4 * i + 2][l] + b;
+      y[2 * i + 1][l] = s[4 * i + 1][l] - s[4 * i + 2][l] - s[4 * i + 3][l] + b;
     }
+  for (int q = 0; q < 4; ++q) {
+    if (!o[q]) continue;
+    if (accumulate)
+      for (int64_t l = 0; l < n; ++l) o[q][l] += y[q][l];
+    else
+      for (int64_t l = 0; l < n; ++l) o[q][l] = y[q][l];
+  }
 }
 
 // out (=|+=) the convolution of in with the weights at(co, ky, kx, ci), plus bias.
@@ -145,7 +167,10 @@ void winograd(const WinogradShape& t, const float* in, At at, const float* bias,
             d[p] = patch[p] + c0;
             dst[p] = v + (p * block_tiles + r) * t.cin + c0;
           }
-          input_transform(d, std::min<int64_t>(kRun, t.cin - c0), dst);
+          if (t.cin - c0 >= kRun)
+            input_transform<true>(d, kRun, dst);
+          else
+            input_transform<false>(d, t.cin - c0, dst);
         }
       }
       // 2. the 16 products, on the direct kernels
@@ -161,21 +186,56 @@ void winograd(const WinogradShape& t, const float* in, At at, const float* bias,
           const int64_t count = std::min<int64_t>(kRun, t.cout - c0);
           const float* src[16];
           for (int p = 0; p < 16; ++p) src[p] = m + (p * block_tiles + r) * t.cout + c0;
-          float y[4][kRun];
-          output_transform(src, count, bias ? bias + c0 : nullptr, y);
+          float* o[4];
           for (int q = 0; q < 4; ++q) {
             const int64_t oy = 2 * ty + q / 2, ox = 2 * tx + q % 2;
-            if (oy >= t.oh || ox >= t.ow) continue;
-            float* o = out + ((s * t.oh + oy) * t.ow + ox) * t.cout + c0;
-            if (accumulate)
-              for (int64_t l = 0; l < count; ++l) o[l] += y[q][l];
-            else
-              std::memcpy(o, y[q], static_cast<size_t>(count) * sizeof(float));
+            o[q] = oy < t.oh && ox < t.ow ? out + ((s * t.oh + oy) * t.ow + ox) * t.cout + c0 : nullptr;
           }
+          const float* bias_run = bias ? bias + c0 : nullptr;
+          if (count == kRun)
+            output_transform<true>(src, kRun, bias_run, o, accumulate);
+          else
+            output_transform<false>(src, count, bias_run, o, accumulate);
         }
       }
     }
   }
+}
+
+// gt[p][0 .. count) = (A dy A^T)[p], the 4x4 image of one tile's 2x2 output gradient dy[q]
+// (null dy[q]: outside the output, zero), A = [1 0; 1 1; 1 -1; 0 -1].
+template <bool kFull>
+void gradient_transform(const float* const* dy, int64_t count, float* const* gt) {
+  const int64_t n = kFull ? kRun : count;
+  float y[4][kRun], h[8][kRun];
+  for (int q = 0; q < 4; ++q)
+    for (int64_t l = 0; l < n; ++l) y[q][l] = dy[q] ? dy[q][l] : 0.0f;
+  for (int c = 0; c < 2; ++c)  // A dy: along the rows
+    for (int64_t l = 0; l < n; ++l) {
+      h[c][l] = y[c][l];
+      h[2 + c][l] = y[c][l] + y[2 + c][l];
+      h[4 + c][l] = y[c][l] - y[2 + c][l];
+      h[6 + c][l] = -y[2 + c][l];
+    }
+  for (int i = 0; i < 4; ++i)  // (A dy) A^T: along the columns
+    for (int64_t l = 0; l < n; ++l) {
+      gt[4 * i][l] = h[2 * i][l];
+      gt[4 * i + 1][l] = h[2 * i][l] + h[2 * i + 1][l];
+      gt[4 * i + 2][l] = h[2 * i][l] - h[2 * i + 1][l];
+      gt[4 * i + 3][l] = -h[2 * i + 1][l];
+    }
+}
+
+// Pointers to the 16 input pixels of a tile's 4x4 patch (zeros outside the input).
+void patch_pointers(const WinogradShape& t, const float* in, const float* zeros, int64_t tile, const float** patch) {
+  const int64_t th = t.tiles_h(), tw = t.tiles_w();
+  const int64_t s = tile / (th * tw), ty = (tile / tw) % th, tx = tile % tw;
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) {
+      const int64_t iy = 2 * ty - t.pad_top + i, ix = 2 * tx - t.pad_left + j;
+      const bool inside = iy >= 0 && iy < t.h && ix >= 0 && ix < t.w;
+      patch[i * 4 + j] = inside ? in + ((s * t.h + iy) * t.w + ix) * t.cin : zeros;
+    }
 }
 
 }  // namespace
@@ -198,6 +258,96 @@ void winograd_conv2d_backward_x(const DirectConvShape& s, const float* g, const 
              return w[((co * 3 + (2 - ky)) * 3 + (2 - kx)) * s.cin + ci];
            },
            nullptr, dx, accumulate);
+}
+
+// dW through the same transforms: y = A^T [U . V] A with U = G w G^T is linear in U, so
+// dL/dU[p] = sum over tiles of (A dy A^T)[p] V[p] (per position p a [Cout, tiles] x [tiles, Cin]
+// product, on the direct kernels' dW micro-kernel) and dW = G^T (dL/dU) G per (co, ci).
+// Tiles go in chunks: all threads transform a chunk, then split the (position, output-channel
+// block) pairs with a static schedule, so each dL/dU entry is summed by one thread over the tiles
+// in order, whatever the number of threads.
+void winograd_conv2d_backward_w(const DirectConvShape& s, const float* x, const float* g, float* dw, bool accumulate) {
+  const WinogradShape t{s.n, s.h, s.w, s.cin, s.cout, s.oh, s.ow, s.pad_top, s.pad_left};
+  const int64_t dw_size = s.cout * 9 * s.cin, tiles = s.oh > 0 && s.ow > 0 ? t.tiles() : 0;
+  if (tiles == 0) {
+    if (!accumulate) std::fill(dw, dw + dw_size, 0.0f);
+    return;
+  }
+  const DirectKernels& k = direct_kernels();
+  const int64_t cs = round_up(s.cin, k.lanes);  // V's channel pitch: the dW kernel reads whole vectors
+  // About 1 MiB of V and A dy A^T per chunk.
+  const int64_t chunk = std::clamp<int64_t>((int64_t{1} << 18) / (16 * (cs + s.cout)), 16, tiles);
+  float* v = scratch(3, 16 * chunk * cs);       // V [16][chunk][CS], zero past Cin
+  float* gt = scratch(4, 16 * chunk * s.cout);  // A dy A^T [16][chunk][Cout]
+  float* du = scratch(5, 16 * s.cout * s.cin);  // dL/dU [16][Cout][Cin]
+  const std::vector<float> zeros(static_cast<size_t>(std::max(s.cin, s.cout)), 0.0f);
+  const int64_t th = t.tiles_h(), tw = t.tiles_w();
+  const int64_t co_blocks = (s.cout + k.dw_block - 1) / k.dw_block, items = 16 * co_blocks;
+  const int64_t work = tiles * 16 * s.cin * s.cout;
+#pragma omp parallel if (work > (1 << 16))
+  for (int64_t c0 = 0; c0 < tiles; c0 += chunk) {
+    const int64_t rows = std::min(chunk, tiles - c0);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t tile = c0 + r, n = tile / (th * tw), ty = (tile / tw) % th, tx = tile % tw;
+      const float* patch[16];
+      patch_pointers(t, x, zeros.data(), tile, patch);
+      const float* d[16];
+      float* dst[16];
+      for (int64_t ci0 = 0; ci0 < s.cin; ci0 += kRun) {
+        for (int p = 0; p < 16; ++p) {
+          d[p] = patch[p] + ci0;
+          dst[p] = v + (p * chunk + r) * cs + ci0;
+        }
+        if (s.cin - ci0 >= kRun)
+          input_transform<true>(d, kRun, dst);
+        else
+          input_transform<false>(d, s.cin - ci0, dst);
+      }
+      for (int p = 0; p < 16; ++p) std::fill(v + (p * chunk + r) * cs + s.cin, v + (p * chunk + r + 1) * cs, 0.0f);
+      const float* dy[4];
+      for (int q = 0; q < 4; ++q) {
+        const int64_t oy = 2 * ty + q / 2, ox = 2 * tx + q % 2;
+        dy[q] = oy < s.oh && ox < s.ow ? g + ((n * s.oh + oy) * s.ow + ox) * s.cout : nullptr;
+      }
+      for (int64_t co0 = 0; co0 < s.cout; co0 += kRun) {
+        const float* src[4];
+        for (int q = 0; q < 4; ++q) src[q] = dy[q] ? dy[q] + co0 : nullptr;
+        for (int p = 0; p < 16; ++p) dst[p] = gt + (p * chunk + r) * s.cout + co0;
+        if (s.cout - co0 >= kRun)
+          gradient_transform<true>(src, kRun, dst);
+        else
+          gradient_transform<false>(src, s.cout - co0, dst);
+      }
+    }
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < items; ++i) {
+      const int64_t p = i / co_blocks, co0 = (i % co_blocks) * k.dw_block;
+      const DirectDwArgs a{v + p * chunk * cs, 1, rows, cs, s.cin, gt + p * chunk * s.cout, 1, rows, s.cout, 1, 1, 1,
+                           du + p * s.cout * s.cin};
+      k.dw_samples(a, 0, 1, 0, 0, co0, c0 == 0);
+    }
+  }
+  // dW [Cout, 3, 3, Cin] (=|+=) G^T dL/dU G, G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].
+#pragma omp parallel for if (dw_size > (1 << 14))
+  for (int64_t co = 0; co < s.cout; ++co)
+    for (int64_t ci = 0; ci < s.cin; ++ci) {
+      float u[4][4], h[3][4];
+      for (int p = 0; p < 16; ++p) u[p / 4][p % 4] = du[(p * s.cout + co) * s.cin + ci];
+      for (int j = 0; j < 4; ++j) {
+        h[0][j] = u[0][j] + 0.5f * (u[1][j] + u[2][j]);
+        h[1][j] = 0.5f * (u[1][j] - u[2][j]);
+        h[2][j] = 0.5f * (u[1][j] + u[2][j]) + u[3][j];
+      }
+      for (int i = 0; i < 3; ++i) {
+        const float r[3] = {h[i][0] + 0.5f * (h[i][1] + h[i][2]), 0.5f * (h[i][1] - h[i][2]),
+                            0.5f * (h[i][1] + h[i][2]) + h[i][3]};
+        for (int j = 0; j < 3; ++j) {
+          float& out = dw[((co * 3 + i) * 3 + j) * s.cin + ci];
+          out = accumulate ? out + r[j] : r[j];
+        }
+      }
+    }
 }
 
 }  // namespace ddpm::cpu

@@ -27,5 +27,9 @@ void winograd_conv2d_forward(const DirectConvShape& s, const float* x, const flo
 // dx [N, H, W, Cin] (=|+=) the gradient of x from g [N, OH, OW, Cout]; needs winograd_supported(s)
 // and direct_dx_supported(s).
 void winograd_conv2d_backward_x(const DirectConvShape& s, const float* g, const float* w, float* dx, bool accumulate);
+// dw [Cout, 3, 3, Cin] (=|+=) the gradient of w from x [N, H, W, Cin] and g [N, OH, OW, Cout]:
+// per position a product of transformed gradients and inputs, summed over every tile
+// (conv2d_winograd.cpp), then mapped back to the 3x3 taps. Needs winograd_supported(s).
+void winograd_conv2d_backward_w(const DirectConvShape& s, const float* x, const float* g, float* dw, bool accumulate);
 
 }  // namespace ddpm::cpu
