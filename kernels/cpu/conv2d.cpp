@@ -137,8 +137,8 @@ bool direct_by_rule(const ConvGeometry& g, ConvPart part) { return part == ConvP
 // Whether a part (forward, dx, dW) that runs on the direct kernels (use_direct below) takes Winograd
 // F(2x2, 3x3) instead (kernels/cpu/conv2d_winograd.h): always where it applies under
 // ConvMethod::Winograd; by rule under Auto and Timed: 3x3 stride 1 with at least 32 channels in
-// and out and an output of at least 8x8 (single-thread timings, docs/benchmarks.md: 1.1 to 1.7x
-// the direct kernels there; 0.75 to 0.9x at 16 channels, about 1.0 at 7x7).
+// and out and an output of at least 8x8 (7x7 for dW). Single-thread timings at batch 32
+// (docs/benchmarks.md): 1.1 to 1.9x the direct kernels there, 0.8x at 16 channels.
 bool winograd_here(const ConvGeometry& g, ConvPart part) {
   const cpu::DirectConvShape s = direct_shape(g);
   if (!cpu::winograd_supported(s) || (part == ConvPart::Dx && !cpu::direct_dx_supported(s))) return false;
@@ -146,10 +146,12 @@ bool winograd_here(const ConvGeometry& g, ConvPart part) {
     case cpu::ConvMethod::Winograd: return true;
     case cpu::ConvMethod::Auto:
     case cpu::ConvMethod::Timed: {
-      // The tiled image: out [OH, OW] for the forward and dW, dx [H, W]. Below 8 pixels a side the
-      // half-empty border tiles waste a quarter of the products or more (7x7: 64 for 49).
+      // The tiled image: out [OH, OW] for the forward and dW, dx [H, W]. At 7x7 the half-empty
+      // border tiles waste a quarter of the products (64 for 49): the forward and dx lose there
+      // (0.9x), dW still wins (1.3x).
       const int64_t rows = part == ConvPart::Dx ? g.h : g.oh, cols = part == ConvPart::Dx ? g.w : g.ow;
-      return g.cin >= 32 && g.cout >= 32 && rows >= 8 && cols >= 8;
+      const int64_t least = part == ConvPart::Dw ? 7 : 8;
+      return g.cin >= 32 && g.cout >= 32 && rows >= least && cols >= least;
     }
     case cpu::ConvMethod::Direct:
     case cpu::ConvMethod::Gemm: break;

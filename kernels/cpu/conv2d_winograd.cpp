@@ -30,6 +30,11 @@ struct WinogradShape {
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
+// The distance between two positions' rows in V and M: `size` floats plus one cache line, so that
+// the 16 rows a transform writes at once never share an L1 set (a chunk of 256 tiles x 32 channels
+// is 32 KiB, and 16 such rows thrashed one set: dW's transforms ran 2x slower).
+int64_t position_pitch(int64_t size) { return size + 16; }
+
 std::vector<float>& scratch(int slot) {
   thread_local std::vector<float> buffers[6];
   return buffers[slot];
@@ -144,8 +149,9 @@ void winograd(const WinogradShape& t, const float* in, At at, const float* bias,
   const int64_t work = tiles * 16 * t.cin * round_up(t.cout, block);
 #pragma omp parallel if (work > (1 << 16))
   {
-    float* v = scratch(0, 16 * block_tiles * t.cin);      // V [16][block_tiles][Cin]
-    float* m = scratch(1, 16 * block_tiles * t.cout);     // M [16][block_tiles][Cout]
+    const int64_t v_pitch = position_pitch(block_tiles * t.cin), m_pitch = position_pitch(block_tiles * t.cout);
+    float* v = scratch(0, 16 * v_pitch);  // V [16][block_tiles][Cin], positions v_pitch apart
+    float* m = scratch(1, 16 * m_pitch);  // M [16][block_tiles][Cout], m_pitch apart
     std::vector<float> zeros(static_cast<size_t>(t.cin)); // what taps outside the input read
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
@@ -165,7 +171,7 @@ void winograd(const WinogradShape& t, const float* in, At at, const float* bias,
           float* dst[16];
           for (int p = 0; p < 16; ++p) {
             d[p] = patch[p] + c0;
-            dst[p] = v + (p * block_tiles + r) * t.cin + c0;
+            dst[p] = v + p * v_pitch + r * t.cin + c0;
           }
           if (t.cin - c0 >= kRun)
             input_transform<true>(d, kRun, dst);
@@ -175,8 +181,8 @@ void winograd(const WinogradShape& t, const float* in, At at, const float* bias,
       }
       // 2. the 16 products, on the direct kernels
       for (int p = 0; p < 16; ++p) {
-        const DirectFwdArgs a{v + p * block_tiles * t.cin, 1, block_tiles, t.cin, t.cin, u + p * per_position,
-                              1, 1, 1, m + p * block_tiles * t.cout, 1, block_tiles, t.cout, nullptr, false};
+        const DirectFwdArgs a{v + p * v_pitch, 1, block_tiles, t.cin, t.cin, u + p * per_position,
+                              1, 1, 1, m + p * m_pitch, 1, block_tiles, t.cout, nullptr, false};
         for (int64_t cb = 0; cb < co_blocks; ++cb) k.forward_pixels(a, 0, 0, rows, cb);
       }
       // 3. output transform
@@ -185,7 +191,7 @@ void winograd(const WinogradShape& t, const float* in, At at, const float* bias,
         for (int64_t c0 = 0; c0 < t.cout; c0 += kRun) {
           const int64_t count = std::min<int64_t>(kRun, t.cout - c0);
           const float* src[16];
-          for (int p = 0; p < 16; ++p) src[p] = m + (p * block_tiles + r) * t.cout + c0;
+          for (int p = 0; p < 16; ++p) src[p] = m + p * m_pitch + r * t.cout + c0;
           float* o[4];
           for (int q = 0; q < 4; ++q) {
             const int64_t oy = 2 * ty + q / 2, ox = 2 * tx + q % 2;
@@ -208,8 +214,12 @@ template <bool kFull>
 void gradient_transform(const float* const* dy, int64_t count, float* const* gt) {
   const int64_t n = kFull ? kRun : count;
   float y[4][kRun], h[8][kRun];
-  for (int q = 0; q < 4; ++q)
-    for (int64_t l = 0; l < n; ++l) y[q][l] = dy[q] ? dy[q][l] : 0.0f;
+  for (int q = 0; q < 4; ++q) {  // (a branch per row: inside the loop it becomes a gather)
+    if (dy[q])
+      for (int64_t l = 0; l < n; ++l) y[q][l] = dy[q][l];
+    else
+      for (int64_t l = 0; l < n; ++l) y[q][l] = 0.0f;
+  }
   for (int c = 0; c < 2; ++c)  // A dy: along the rows
     for (int64_t l = 0; l < n; ++l) {
       h[c][l] = y[c][l];
@@ -277,8 +287,9 @@ void winograd_conv2d_backward_w(const DirectConvShape& s, const float* x, const 
   const int64_t cs = round_up(s.cin, k.lanes);  // V's channel pitch: the dW kernel reads whole vectors
   // About 1 MiB of V and A dy A^T per chunk.
   const int64_t chunk = std::clamp<int64_t>((int64_t{1} << 18) / (16 * (cs + s.cout)), 16, tiles);
-  float* v = scratch(3, 16 * chunk * cs);       // V [16][chunk][CS], zero past Cin
-  float* gt = scratch(4, 16 * chunk * s.cout);  // A dy A^T [16][chunk][Cout]
+  const int64_t v_pitch = position_pitch(chunk * cs), gt_pitch = position_pitch(chunk * s.cout);
+  float* v = scratch(3, 16 * v_pitch);    // V [16][chunk][CS], zero past Cin, positions v_pitch apart
+  float* gt = scratch(4, 16 * gt_pitch);  // A dy A^T [16][chunk][Cout], gt_pitch apart
   float* du = scratch(5, 16 * s.cout * s.cin);  // dL/dU [16][Cout][Cin]
   const std::vector<float> zeros(static_cast<size_t>(std::max(s.cin, s.cout)), 0.0f);
   const int64_t th = t.tiles_h(), tw = t.tiles_w();
@@ -297,14 +308,14 @@ void winograd_conv2d_backward_w(const DirectConvShape& s, const float* x, const 
       for (int64_t ci0 = 0; ci0 < s.cin; ci0 += kRun) {
         for (int p = 0; p < 16; ++p) {
           d[p] = patch[p] + ci0;
-          dst[p] = v + (p * chunk + r) * cs + ci0;
+          dst[p] = v + p * v_pitch + r * cs + ci0;
         }
         if (s.cin - ci0 >= kRun)
           input_transform<true>(d, kRun, dst);
         else
           input_transform<false>(d, s.cin - ci0, dst);
       }
-      for (int p = 0; p < 16; ++p) std::fill(v + (p * chunk + r) * cs + s.cin, v + (p * chunk + r + 1) * cs, 0.0f);
+      for (int p = 0; p < 16; ++p) std::fill(v + p * v_pitch + r * cs + s.cin, v + p * v_pitch + (r + 1) * cs, 0.0f);
       const float* dy[4];
       for (int q = 0; q < 4; ++q) {
         const int64_t oy = 2 * ty + q / 2, ox = 2 * tx + q % 2;
@@ -313,7 +324,7 @@ void winograd_conv2d_backward_w(const DirectConvShape& s, const float* x, const 
       for (int64_t co0 = 0; co0 < s.cout; co0 += kRun) {
         const float* src[4];
         for (int q = 0; q < 4; ++q) src[q] = dy[q] ? dy[q] + co0 : nullptr;
-        for (int p = 0; p < 16; ++p) dst[p] = gt + (p * chunk + r) * s.cout + co0;
+        for (int p = 0; p < 16; ++p) dst[p] = gt + p * gt_pitch + r * s.cout + co0;
         if (s.cout - co0 >= kRun)
           gradient_transform<true>(src, kRun, dst);
         else
@@ -323,7 +334,7 @@ void winograd_conv2d_backward_w(const DirectConvShape& s, const float* x, const 
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < items; ++i) {
       const int64_t p = i / co_blocks, co0 = (i % co_blocks) * k.dw_block;
-      const DirectDwArgs a{v + p * chunk * cs, 1, rows, cs, s.cin, gt + p * chunk * s.cout, 1, rows, s.cout, 1, 1, 1,
+      const DirectDwArgs a{v + p * v_pitch, 1, rows, cs, s.cin, gt + p * gt_pitch, 1, rows, s.cout, 1, 1, 1,
                            du + p * s.cout * s.cin};
       k.dw_samples(a, 0, 1, 0, 0, co0, c0 == 0);
     }
