@@ -45,43 +45,36 @@ float* scratch(int slot, int64_t count) {
   return b.data();
 }
 
-// U packed for the direct kernels, per position p: [p][Cout blocks][Cin][block] (zeros past
-// Cout), U = G g G^T of the 3x3 kernel g = at(co, ky, kx, ci). Each (block, ci) writes 16 runs of
-// `block` consecutive floats, one per position; blocks go to different threads.
+// Output-channel block b of U packed for the direct kernels, per position p: u [p][Cout blocks][Cin]
+// [block], positions `stride` floats apart (zeros past Cout), U = G g G^T of the 3x3 kernel
+// g = at(co, ky, kx, ci). Each ci writes 16 runs of `block` consecutive floats, one per position.
 template <class At>
-float* transformed_weights(int64_t cin, int64_t cout, int64_t block, At at, int64_t& per_position) {
-  const int64_t blocks = (cout + block - 1) / block;
-  per_position = blocks * cin * block;
-  float* u = scratch(2, 16 * per_position);
-  const int64_t stride = per_position;
-#pragma omp parallel for if (cout * cin > 2048)
-  for (int64_t b = 0; b < blocks; ++b)
-    for (int64_t ci = 0; ci < cin; ++ci) {
-      float* dst = u + (b * cin + ci) * block;
-      for (int64_t j = 0; j < block; ++j) {
-        const int64_t co = b * block + j;
-        if (co >= cout) {
-          for (int p = 0; p < 16; ++p) dst[p * stride + j] = 0.0f;
-          continue;
-        }
-        float g[3][3], gg[4][3];  // gg = G g
-        for (int ky = 0; ky < 3; ++ky)
-          for (int kx = 0; kx < 3; ++kx) g[ky][kx] = at(co, ky, kx, ci);
-        for (int kx = 0; kx < 3; ++kx) {
-          gg[0][kx] = g[0][kx];
-          gg[1][kx] = 0.5f * (g[0][kx] + g[1][kx] + g[2][kx]);
-          gg[2][kx] = 0.5f * (g[0][kx] - g[1][kx] + g[2][kx]);
-          gg[3][kx] = g[2][kx];
-        }
-        for (int i = 0; i < 4; ++i) {  // row i of (G g) G^T
-          dst[(4 * i) * stride + j] = gg[i][0];
-          dst[(4 * i + 1) * stride + j] = 0.5f * (gg[i][0] + gg[i][1] + gg[i][2]);
-          dst[(4 * i + 2) * stride + j] = 0.5f * (gg[i][0] - gg[i][1] + gg[i][2]);
-          dst[(4 * i + 3) * stride + j] = gg[i][2];
-        }
+void transform_weights(int64_t cin, int64_t cout, int64_t block, At at, int64_t b, float* u, int64_t stride) {
+  for (int64_t ci = 0; ci < cin; ++ci) {
+    float* dst = u + (b * cin + ci) * block;
+    for (int64_t j = 0; j < block; ++j) {
+      const int64_t co = b * block + j;
+      if (co >= cout) {
+        for (int p = 0; p < 16; ++p) dst[p * stride + j] = 0.0f;
+        continue;
+      }
+      float g[3][3], gg[4][3];  // gg = G g
+      for (int ky = 0; ky < 3; ++ky)
+        for (int kx = 0; kx < 3; ++kx) g[ky][kx] = at(co, ky, kx, ci);
+      for (int kx = 0; kx < 3; ++kx) {
+        gg[0][kx] = g[0][kx];
+        gg[1][kx] = 0.5f * (g[0][kx] + g[1][kx] + g[2][kx]);
+        gg[2][kx] = 0.5f * (g[0][kx] - g[1][kx] + g[2][kx]);
+        gg[3][kx] = g[2][kx];
+      }
+      for (int i = 0; i < 4; ++i) {  // row i of (G g) G^T
+        dst[(4 * i) * stride + j] = gg[i][0];
+        dst[(4 * i + 1) * stride + j] = 0.5f * (gg[i][0] + gg[i][1] + gg[i][2]);
+        dst[(4 * i + 2) * stride + j] = 0.5f * (gg[i][0] - gg[i][1] + gg[i][2]);
+        dst[(4 * i + 3) * stride + j] = gg[i][2];
       }
     }
-  return u;
+  }
 }
 
 // v[p][0 .. count) = (B^T d B)[p] for the 4x4 patch d[p] (16 rows of `count` channels; count is
@@ -140,15 +133,19 @@ void winograd(const WinogradShape& t, const float* in, At at, const float* bias,
   if (t.n == 0 || t.oh <= 0 || t.ow <= 0) return;
   const DirectKernels& k = direct_kernels();
   const int64_t block = 2 * k.lanes, co_blocks = (t.cout + block - 1) / block;
-  int64_t per_position = 0;
-  const float* u = transformed_weights(t.cin, t.cout, block, at, per_position);
+  const int64_t per_position = co_blocks * t.cin * block;
+  float* u = scratch(2, 16 * per_position);  // U, packed (transform_weights)
   // A few forward tiles' worth of rows per block: enough to reuse each packed weight run, small
   // enough that V and M stay in L2 (28 tiles x 256 channels x 16 positions: 458 KiB).
   const int64_t block_tiles = round_up(24, k.tile), tiles = t.tiles(), blocks = (tiles + block_tiles - 1) / block_tiles;
   const int64_t th = t.tiles_h(), tw = t.tiles_w();
   const int64_t work = tiles * 16 * t.cin * round_up(t.cout, block);
+  // One parallel region (each costs a wake-up of the team, slow when other processes hold the
+  // cores): the weights, a barrier, then the tiles.
 #pragma omp parallel if (work > (1 << 16))
   {
+#pragma omp for schedule(static)
+    for (int64_t cb = 0; cb < co_blocks; ++cb) transform_weights(t.cin, t.cout, block, at, cb, u, per_position);
     const int64_t v_pitch = position_pitch(block_tiles * t.cin), m_pitch = position_pitch(block_tiles * t.cout);
     float* v = scratch(0, 16 * v_pitch);  // V [16][block_tiles][Cin], positions v_pitch apart
     float* m = scratch(1, 16 * m_pitch);  // M [16][block_tiles][Cout], m_pitch apart
@@ -273,9 +270,13 @@ void winograd_conv2d_backward_x(const DirectConvShape& s, const float* g, const 
 // dW through the same transforms: y = A^T [U . V] A with U = G w G^T is linear in U, so
 // dL/dU[p] = sum over tiles of (A dy A^T)[p] V[p] (per position p a [Cout, tiles] x [tiles, Cin]
 // product, on the direct kernels' dW micro-kernel) and dW = G^T (dL/dU) G per (co, ci).
-// Tiles go in chunks: all threads transform a chunk, then split the (position, output-channel
-// block) pairs with a static schedule, so each dL/dU entry is summed by one thread over the tiles
-// in order, whatever the number of threads.
+// The tiles are cut into slabs by the shape alone (at most kSlabs); one thread sums a slab start to
+// end into the slab's own dL/dU, a chunk of tiles at a time in its own scratch, and the slabs are
+// added in order at the end: no barrier inside (a team that waits at every chunk for a thread
+// the OS has parked ran 2 to 3x slower on the loaded 2-core machine), and the result does not
+// depend on the number of threads.
+constexpr int64_t kSlabs = 16;
+
 void winograd_conv2d_backward_w(const DirectConvShape& s, const float* x, const float* g, float* dw, bool accumulate) {
   const WinogradShape t{s.n, s.h, s.w, s.cin, s.cout, s.oh, s.ow, s.pad_top, s.pad_left};
   const int64_t dw_size = s.cout * 9 * s.cin, tiles = s.oh > 0 && s.ow > 0 ? t.tiles() : 0;
@@ -285,66 +286,78 @@ void winograd_conv2d_backward_w(const DirectConvShape& s, const float* x, const 
   }
   const DirectKernels& k = direct_kernels();
   const int64_t cs = round_up(s.cin, k.lanes);  // V's channel pitch: the dW kernel reads whole vectors
-  // About 1 MiB of V and A dy A^T per chunk.
+  // About 1 MiB of V and A dy A^T per chunk; slabs of at least 256 tiles (shorter runs of the
+  // dW micro-kernel and more slab sums to add cost 1.25x at 7x7, 64 tiles a slab).
   const int64_t chunk = std::clamp<int64_t>((int64_t{1} << 18) / (16 * (cs + s.cout)), 16, tiles);
-  const int64_t v_pitch = position_pitch(chunk * cs), gt_pitch = position_pitch(chunk * s.cout);
-  float* v = scratch(3, 16 * v_pitch);    // V [16][chunk][CS], zero past Cin, positions v_pitch apart
-  float* gt = scratch(4, 16 * gt_pitch);  // A dy A^T [16][chunk][Cout], gt_pitch apart
-  float* du = scratch(5, 16 * s.cout * s.cin);  // dL/dU [16][Cout][Cin]
-  const std::vector<float> zeros(static_cast<size_t>(std::max(s.cin, s.cout)), 0.0f);
+  const int64_t slabs = std::clamp<int64_t>(tiles / 256, 1, kSlabs), du_size = 16 * s.cout * s.cin;
+  float* du = scratch(5, slabs * du_size);  // dL/dU per slab [slabs][16][Cout][Cin]
   const int64_t th = t.tiles_h(), tw = t.tiles_w();
-  const int64_t co_blocks = (s.cout + k.dw_block - 1) / k.dw_block, items = 16 * co_blocks;
+  const int64_t co_blocks = (s.cout + k.dw_block - 1) / k.dw_block;
   const int64_t work = tiles * 16 * s.cin * s.cout;
+  // One parallel region: the slabs, a barrier, then the sums over slabs and the 3x3 transform.
 #pragma omp parallel if (work > (1 << 16))
-  for (int64_t c0 = 0; c0 < tiles; c0 += chunk) {
-    const int64_t rows = std::min(chunk, tiles - c0);
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t tile = c0 + r, n = tile / (th * tw), ty = (tile / tw) % th, tx = tile % tw;
-      const float* patch[16];
-      patch_pointers(t, x, zeros.data(), tile, patch);
-      const float* d[16];
-      float* dst[16];
-      for (int64_t ci0 = 0; ci0 < s.cin; ci0 += kRun) {
-        for (int p = 0; p < 16; ++p) {
-          d[p] = patch[p] + ci0;
-          dst[p] = v + p * v_pitch + r * cs + ci0;
+  {
+    const int64_t v_pitch = position_pitch(chunk * cs), gt_pitch = position_pitch(chunk * s.cout);
+    float* v = scratch(3, 16 * v_pitch);    // V [16][chunk][CS], zero past Cin, positions v_pitch apart
+    float* gt = scratch(4, 16 * gt_pitch);  // A dy A^T [16][chunk][Cout], gt_pitch apart
+    const std::vector<float> zeros(static_cast<size_t>(std::max(s.cin, s.cout)), 0.0f);
+#pragma omp for schedule(dynamic)
+    for (int64_t slab = 0; slab < slabs; ++slab) {
+      const int64_t slab_begin = tiles * slab / slabs, slab_end = tiles * (slab + 1) / slabs;
+      float* slab_du = du + slab * du_size;
+      for (int64_t c0 = slab_begin; c0 < slab_end; c0 += chunk) {
+        const int64_t rows = std::min(chunk, slab_end - c0);
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t tile = c0 + r, n = tile / (th * tw), ty = (tile / tw) % th, tx = tile % tw;
+          const float* patch[16];
+          patch_pointers(t, x, zeros.data(), tile, patch);
+          const float* d[16];
+          float* dst[16];
+          for (int64_t ci0 = 0; ci0 < s.cin; ci0 += kRun) {
+            for (int p = 0; p < 16; ++p) {
+              d[p] = patch[p] + ci0;
+              dst[p] = v + p * v_pitch + r * cs + ci0;
+            }
+            if (s.cin - ci0 >= kRun)
+              input_transform<true>(d, kRun, dst);
+            else
+              input_transform<false>(d, s.cin - ci0, dst);
+          }
+          for (int p = 0; p < 16; ++p) std::fill(v + p * v_pitch + r * cs + s.cin, v + p * v_pitch + (r + 1) * cs, 0.0f);
+          const float* dy[4];
+          for (int q = 0; q < 4; ++q) {
+            const int64_t oy = 2 * ty + q / 2, ox = 2 * tx + q % 2;
+            dy[q] = oy < s.oh && ox < s.ow ? g + ((n * s.oh + oy) * s.ow + ox) * s.cout : nullptr;
+          }
+          for (int64_t co0 = 0; co0 < s.cout; co0 += kRun) {
+            const float* src[4];
+            for (int q = 0; q < 4; ++q) src[q] = dy[q] ? dy[q] + co0 : nullptr;
+            for (int p = 0; p < 16; ++p) dst[p] = gt + p * gt_pitch + r * s.cout + co0;
+            if (s.cout - co0 >= kRun)
+              gradient_transform<true>(src, kRun, dst);
+            else
+              gradient_transform<false>(src, s.cout - co0, dst);
+          }
         }
-        if (s.cin - ci0 >= kRun)
-          input_transform<true>(d, kRun, dst);
-        else
-          input_transform<false>(d, s.cin - ci0, dst);
-      }
-      for (int p = 0; p < 16; ++p) std::fill(v + p * v_pitch + r * cs + s.cin, v + p * v_pitch + (r + 1) * cs, 0.0f);
-      const float* dy[4];
-      for (int q = 0; q < 4; ++q) {
-        const int64_t oy = 2 * ty + q / 2, ox = 2 * tx + q % 2;
-        dy[q] = oy < s.oh && ox < s.ow ? g + ((n * s.oh + oy) * s.ow + ox) * s.cout : nullptr;
-      }
-      for (int64_t co0 = 0; co0 < s.cout; co0 += kRun) {
-        const float* src[4];
-        for (int q = 0; q < 4; ++q) src[q] = dy[q] ? dy[q] + co0 : nullptr;
-        for (int p = 0; p < 16; ++p) dst[p] = gt + p * gt_pitch + r * s.cout + co0;
-        if (s.cout - co0 >= kRun)
-          gradient_transform<true>(src, kRun, dst);
-        else
-          gradient_transform<false>(src, s.cout - co0, dst);
+        for (int p = 0; p < 16; ++p) {
+          const DirectDwArgs a{v + p * v_pitch, 1, rows, cs, s.cin, gt + p * gt_pitch, 1, rows, s.cout, 1, 1, 1,
+                               slab_du + p * s.cout * s.cin};
+          for (int64_t cb = 0; cb < co_blocks; ++cb) k.dw_samples(a, 0, 1, 0, 0, cb * k.dw_block, c0 == slab_begin);
+        }
       }
     }
+  // dW [Cout, 3, 3, Cin] (=|+=) G^T dL/dU G, G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1], with
+  // dL/dU the slabs' sums added in slab order.
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < items; ++i) {
-      const int64_t p = i / co_blocks, co0 = (i % co_blocks) * k.dw_block;
-      const DirectDwArgs a{v + p * v_pitch, 1, rows, cs, s.cin, gt + p * gt_pitch, 1, rows, s.cout, 1, 1, 1,
-                           du + p * s.cout * s.cin};
-      k.dw_samples(a, 0, 1, 0, 0, co0, c0 == 0);
-    }
-  }
-  // dW [Cout, 3, 3, Cin] (=|+=) G^T dL/dU G, G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].
-#pragma omp parallel for if (dw_size > (1 << 14))
   for (int64_t co = 0; co < s.cout; ++co)
     for (int64_t ci = 0; ci < s.cin; ++ci) {
       float u[4][4], h[3][4];
-      for (int p = 0; p < 16; ++p) u[p / 4][p % 4] = du[(p * s.cout + co) * s.cin + ci];
+      for (int p = 0; p < 16; ++p) {
+        const float* entry = du + (p * s.cout + co) * s.cin + ci;
+        float sum = entry[0];
+        for (int64_t slab = 1; slab < slabs; ++slab) sum += entry[slab * du_size];
+        u[p / 4][p % 4] = sum;
+      }
       for (int j = 0; j < 4; ++j) {
         h[0][j] = u[0][j] + 0.5f * (u[1][j] + u[2][j]);
         h[1][j] = 0.5f * (u[1][j] - u[2][j]);
@@ -359,6 +372,7 @@ void winograd_conv2d_backward_w(const DirectConvShape& s, const float* x, const 
         }
       }
     }
+  }
 }
 
 }  // namespace ddpm::cpu
