@@ -137,8 +137,10 @@ bool direct_by_rule(const ConvGeometry& g, ConvPart part) { return part == ConvP
 // Whether a part (forward, dx, dW) that runs on the direct kernels (use_direct below) takes Winograd
 // F(2x2, 3x3) instead (kernels/cpu/conv2d_winograd.h): always where it applies under
 // ConvMethod::Winograd; by rule under Auto and Timed: 3x3 stride 1 with at least 32 channels in
-// and out and an output of at least 8x8 (7x7 for dW). Single-thread timings at batch 32
-// (docs/benchmarks.md): 1.1 to 1.9x the direct kernels there, 0.8x at 16 channels.
+// and out and an output of at least 8x8 (7x7 for dW, and for every part below AVX-512).
+// bench_cpu_conv_methods, one thread, batch 32 (docs/benchmarks.md): 1.1 to 2.3x the direct
+// kernels there, 0.65 to 0.8x at 16 channels. The rule depends on the shape and the kernels' level
+// only, so a run on one machine makes the same choices every time.
 bool winograd_here(const ConvGeometry& g, ConvPart part) {
   const cpu::DirectConvShape s = direct_shape(g);
   if (!cpu::winograd_supported(s) || (part == ConvPart::Dx && !cpu::direct_dx_supported(s))) return false;
@@ -147,10 +149,12 @@ bool winograd_here(const ConvGeometry& g, ConvPart part) {
     case cpu::ConvMethod::Auto:
     case cpu::ConvMethod::Timed: {
       // The tiled image: out [OH, OW] for the forward and dW, dx [H, W]. At 7x7 the half-empty
-      // border tiles waste a quarter of the products (64 for 49): the forward and dx lose there
-      // (0.9x), dW still wins (1.3x).
+      // border tiles waste a quarter of the products (64 for 49): with the AVX-512 kernels the
+      // forward and dx lose there (0.9 to 1.0x), dW still wins (1.1 to 1.3x); with the AVX2 ones
+      // all three win (1.2 to 1.5x).
       const int64_t rows = part == ConvPart::Dx ? g.h : g.oh, cols = part == ConvPart::Dx ? g.w : g.ow;
-      const int64_t least = part == ConvPart::Dw ? 7 : 8;
+      const bool avx512 = cpu::direct_kernels().lanes >= 16;
+      const int64_t least = part == ConvPart::Dw || !avx512 ? 7 : 8;
       return g.cin >= 32 && g.cout >= 32 && rows >= least && cols >= least;
     }
     case cpu::ConvMethod::Direct:

@@ -18,7 +18,8 @@ int64_t set_conv2d_chunk_bytes(int64_t bytes);
 //   Winograd  Winograd F(2x2, 3x3) (kernels/cpu/conv2d_winograd.h) for every 3x3 stride-1 forward
 //           and dx, the direct kernels elsewhere.
 // Auto and Timed take Winograd for 3x3 stride-1 convolutions with at least 32 channels in and out
-// and an output of at least 8x8 pixels (7x7 for dW), a fixed rule too.
+// and an output of at least 8x8 pixels (7x7 for dW, and for all parts below AVX-512), a fixed
+// rule too.
 // The environment variable DDPM_CPU_CONV=auto|timed|direct|gemm|winograd sets it at first use.
 enum class ConvMethod { Auto, Timed, Direct, Gemm, Winograd };
 ConvMethod conv2d_method();
