@@ -1,12 +1,13 @@
 // Winograd F(2x2, 3x3) on the CPU (kernels/cpu/conv2d_winograd.h for the algorithm).
 //
-// The output is cut into 2x2 tiles, numbered over all samples (tile t: sample t / (TH * TW), then
-// row-major), and the tiles into blocks of kBlockTiles that one thread does start to end, in its
-// own scratch (which stays in its L2):
+// Forward and dx: the output is cut into 2x2 tiles, numbered over all samples (tile t: sample
+// t / (TH * TW), then row-major), and the tiles into blocks of 24 to 28 (a multiple of the
+// micro-kernel's tile) that one thread does start to end, in its own scratch (L1/L2-resident):
 //   1. V [16][tiles][Cin]: each tile's 4x4 input patch (zeros outside the input), transformed;
 //   2. M [16][tiles][Cout] = V[p] U[p] for each of the 16 positions p, on the direct kernels
 //      (a 1x1 convolution of a 1 x tiles "image"; U is packed once per call like their weights);
 //   3. out (=|+=) A^T M A + bias, the tile's in-bounds pixels only.
+// dW: see winograd_conv2d_backward_w below.
 // Channels go through the transforms in runs of kRun, as fixed-size loops the compiler vectorizes.
 #include <algorithm>
 #include <cstring>
@@ -127,6 +128,46 @@ void output_transform(const float* const* m, int64_t count, const float* bias, f
   }
 }
 
+// gt[p][0 .. count) = (A dy A^T)[p], the 4x4 image of one tile's 2x2 output gradient dy[q]
+// (null dy[q]: outside the output, zero), A = [1 0; 1 1; 1 -1; 0 -1].
+template <bool kFull>
+void gradient_transform(const float* const* dy, int64_t count, float* const* gt) {
+  const int64_t n = kFull ? kRun : count;
+  float y[4][kRun], h[8][kRun];
+  for (int q = 0; q < 4; ++q) {  // (a branch per row: inside the loop it becomes a gather)
+    if (dy[q])
+      for (int64_t l = 0; l < n; ++l) y[q][l] = dy[q][l];
+    else
+      for (int64_t l = 0; l < n; ++l) y[q][l] = 0.0f;
+  }
+  for (int c = 0; c < 2; ++c)  // A dy: along the rows
+    for (int64_t l = 0; l < n; ++l) {
+      h[c][l] = y[c][l];
+      h[2 + c][l] = y[c][l] + y[2 + c][l];
+      h[4 + c][l] = y[c][l] - y[2 + c][l];
+      h[6 + c][l] = -y[2 + c][l];
+    }
+  for (int i = 0; i < 4; ++i)  // (A dy) A^T: along the columns
+    for (int64_t l = 0; l < n; ++l) {
+      gt[4 * i][l] = h[2 * i][l];
+      gt[4 * i + 1][l] = h[2 * i][l] + h[2 * i + 1][l];
+      gt[4 * i + 2][l] = h[2 * i][l] - h[2 * i + 1][l];
+      gt[4 * i + 3][l] = -h[2 * i + 1][l];
+    }
+}
+
+// Pointers to the 16 input pixels of a tile's 4x4 patch (zeros outside the input).
+void patch_pointers(const WinogradShape& t, const float* in, const float* zeros, int64_t tile, const float** patch) {
+  const int64_t th = t.tiles_h(), tw = t.tiles_w();
+  const int64_t s = tile / (th * tw), ty = (tile / tw) % th, tx = tile % tw;
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) {
+      const int64_t iy = 2 * ty - t.pad_top + i, ix = 2 * tx - t.pad_left + j;
+      const bool inside = iy >= 0 && iy < t.h && ix >= 0 && ix < t.w;
+      patch[i * 4 + j] = inside ? in + ((s * t.h + iy) * t.w + ix) * t.cin : zeros;
+    }
+}
+
 // out (=|+=) the convolution of in with the weights at(co, ky, kx, ci), plus bias.
 template <class At>
 void winograd(const WinogradShape& t, const float* in, At at, const float* bias, float* out, bool accumulate) {
@@ -149,20 +190,14 @@ void winograd(const WinogradShape& t, const float* in, At at, const float* bias,
     const int64_t v_pitch = position_pitch(block_tiles * t.cin), m_pitch = position_pitch(block_tiles * t.cout);
     float* v = scratch(0, 16 * v_pitch);  // V [16][block_tiles][Cin], positions v_pitch apart
     float* m = scratch(1, 16 * m_pitch);  // M [16][block_tiles][Cout], m_pitch apart
-    std::vector<float> zeros(static_cast<size_t>(t.cin)); // what taps outside the input read
+    const std::vector<float> zeros(static_cast<size_t>(t.cin), 0.0f);  // what taps outside the input read
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t t0 = b * block_tiles, rows = std::min(block_tiles, tiles - t0);
       // 1. input transform
       for (int64_t r = 0; r < rows; ++r) {
-        const int64_t tile = t0 + r, s = tile / (th * tw), ty = (tile / tw) % th, tx = tile % tw;
         const float* patch[16];
-        for (int i = 0; i < 4; ++i)
-          for (int j = 0; j < 4; ++j) {
-            const int64_t iy = 2 * ty - t.pad_top + i, ix = 2 * tx - t.pad_left + j;
-            const bool inside = iy >= 0 && iy < t.h && ix >= 0 && ix < t.w;
-            patch[i * 4 + j] = inside ? in + ((s * t.h + iy) * t.w + ix) * t.cin : zeros.data();
-          }
+        patch_pointers(t, in, zeros.data(), t0 + r, patch);
         for (int64_t c0 = 0; c0 < t.cin; c0 += kRun) {
           const float* d[16];
           float* dst[16];
@@ -203,46 +238,6 @@ void winograd(const WinogradShape& t, const float* in, At at, const float* bias,
       }
     }
   }
-}
-
-// gt[p][0 .. count) = (A dy A^T)[p], the 4x4 image of one tile's 2x2 output gradient dy[q]
-// (null dy[q]: outside the output, zero), A = [1 0; 1 1; 1 -1; 0 -1].
-template <bool kFull>
-void gradient_transform(const float* const* dy, int64_t count, float* const* gt) {
-  const int64_t n = kFull ? kRun : count;
-  float y[4][kRun], h[8][kRun];
-  for (int q = 0; q < 4; ++q) {  // (a branch per row: inside the loop it becomes a gather)
-    if (dy[q])
-      for (int64_t l = 0; l < n; ++l) y[q][l] = dy[q][l];
-    else
-      for (int64_t l = 0; l < n; ++l) y[q][l] = 0.0f;
-  }
-  for (int c = 0; c < 2; ++c)  // A dy: along the rows
-    for (int64_t l = 0; l < n; ++l) {
-      h[c][l] = y[c][l];
-      h[2 + c][l] = y[c][l] + y[2 + c][l];
-      h[4 + c][l] = y[c][l] - y[2 + c][l];
-      h[6 + c][l] = -y[2 + c][l];
-    }
-  for (int i = 0; i < 4; ++i)  // (A dy) A^T: along the columns
-    for (int64_t l = 0; l < n; ++l) {
-      gt[4 * i][l] = h[2 * i][l];
-      gt[4 * i + 1][l] = h[2 * i][l] + h[2 * i + 1][l];
-      gt[4 * i + 2][l] = h[2 * i][l] - h[2 * i + 1][l];
-      gt[4 * i + 3][l] = -h[2 * i + 1][l];
-    }
-}
-
-// Pointers to the 16 input pixels of a tile's 4x4 patch (zeros outside the input).
-void patch_pointers(const WinogradShape& t, const float* in, const float* zeros, int64_t tile, const float** patch) {
-  const int64_t th = t.tiles_h(), tw = t.tiles_w();
-  const int64_t s = tile / (th * tw), ty = (tile / tw) % th, tx = tile % tw;
-  for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < 4; ++j) {
-      const int64_t iy = 2 * ty - t.pad_top + i, ix = 2 * tx - t.pad_left + j;
-      const bool inside = iy >= 0 && iy < t.h && ix >= 0 && ix < t.w;
-      patch[i * 4 + j] = inside ? in + ((s * t.h + iy) * t.w + ix) * t.cin : zeros;
-    }
 }
 
 }  // namespace
