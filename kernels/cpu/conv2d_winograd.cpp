@@ -284,7 +284,9 @@ void winograd_conv2d_backward_w(const DirectConvShape& s, const float* x, const 
   // About 1 MiB of V and A dy A^T per chunk; slabs of at least 256 tiles (shorter runs of the
   // dW micro-kernel and more slab sums to add cost 1.25x at 7x7, 64 tiles a slab).
   const int64_t chunk = std::clamp<int64_t>((int64_t{1} << 18) / (16 * (cs + s.cout)), 16, tiles);
-  const int64_t slabs = std::clamp<int64_t>(tiles / 256, 1, kSlabs), du_size = 16 * s.cout * s.cin;
+  // The slabs' partial dL/dU stay under 16 MiB in all (4 slabs at 256 x 256 channels).
+  const int64_t du_size = 16 * s.cout * s.cin;
+  const int64_t slabs = std::clamp<int64_t>(std::min(tiles / 256, (int64_t{1} << 22) / du_size), 1, kSlabs);
   float* du = scratch(5, slabs * du_size);  // dL/dU per slab [slabs][16][Cout][Cin]
   const int64_t th = t.tiles_h(), tw = t.tiles_w();
   const int64_t co_blocks = (s.cout + k.dw_block - 1) / k.dw_block;
