@@ -15,8 +15,8 @@ int64_t set_conv2d_chunk_bytes(int64_t bytes);
 //           fastest, but two processes may choose differently and round differently;
 //   Direct  the direct kernels wherever they apply (dx of a strided convolution takes the GEMM);
 //   Gemm    im2col + GEMM everywhere;
-//   Winograd  Winograd F(2x2, 3x3) (kernels/cpu/conv2d_winograd.h) for every 3x3 stride-1 forward
-//           and dx, the direct kernels elsewhere.
+//   Winograd  Winograd F(2x2, 3x3) (kernels/cpu/conv2d_winograd.h) for every 3x3 stride-1
+//           convolution (forward, dx, dW), the direct kernels elsewhere.
 // Auto and Timed take Winograd for 3x3 stride-1 convolutions with at least 32 channels in and out
 // and an output of at least 8x8 pixels (7x7 for dW, and for all parts below AVX-512), a fixed
 // rule too.
