@@ -8,10 +8,11 @@ namespace ddpm::cpu {
 int64_t set_conv2d_chunk_bytes(int64_t bytes);
 
 // How float32 conv2d runs on the CPU (float64 always takes im2col + GEMM):
-//   Auto    the default: the direct kernels (kernels/cpu/conv2d_direct.h), except dx and dW with
-//           fewer than 8 input channels (and dx of strided convolutions); a fixed rule, the same
-//           in every process, so a resumed run repeats the uninterrupted one exactly;
-//   Timed   the faster of the two per shape and per part (forward, dx, dW), timed at first use;
+//   Auto    the default: Winograd or the direct kernels (kernels/cpu/conv2d_direct.h; see below),
+//           except dx and dW with fewer than 8 input channels (and dx of strided convolutions),
+//           which take im2col + GEMM; a fixed rule, the same in every process on a machine, so a
+//           resumed run repeats the uninterrupted one exactly;
+//   Timed   the faster of GEMM and Auto's choice per shape and per part (forward, dx, dW), timed at first use;
 //           fastest, but two processes may choose differently and round differently;
 //   Direct  the direct kernels wherever they apply (dx of a strided convolution takes the GEMM);
 //   Gemm    im2col + GEMM everywhere;
