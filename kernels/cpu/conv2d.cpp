@@ -34,6 +34,7 @@
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/column_sums.h"
 #include "kernels/cpu/conv2d_direct.h"
+#include "kernels/cpu/conv2d_winograd.h"
 
 namespace ddpm {
 
@@ -56,7 +57,8 @@ ConvMethod parse_conv2d_method(const std::string& name) {
   if (name == "timed") return ConvMethod::Timed;
   if (name == "direct") return ConvMethod::Direct;
   if (name == "gemm") return ConvMethod::Gemm;
-  detail::fail("DDPM_CPU_CONV must be auto, timed, direct or gemm, got \"", name,
+  if (name == "winograd") return ConvMethod::Winograd;
+  detail::fail("DDPM_CPU_CONV must be auto, timed, direct, winograd or gemm, got \"", name,
                "\" (unset it for the default, auto)");
 }
 
@@ -132,14 +134,45 @@ enum class ConvPart { Forward, Dx, Dw };
 // conv's backward: 2.3 ms through GEMM, 4.0 direct).
 bool direct_by_rule(const ConvGeometry& g, ConvPart part) { return part == ConvPart::Forward || g.cin >= 8; }
 
-// Whether this part of this convolution runs on the direct kernels. ConvMethod::Timed times
-// run(false) (im2col + GEMM) and run(true) (direct) at a shape's first use, one warm-up each
+// Whether a part (forward, dx, dW) that runs on the direct kernels (use_direct below) takes Winograd
+// F(2x2, 3x3) instead (kernels/cpu/conv2d_winograd.h): always where it applies under
+// ConvMethod::Winograd; by rule under Auto and Timed: 3x3 stride 1 with at least 32 channels in
+// and out and an output of at least 8x8 (7x7 for dW, and for every part below AVX-512).
+// bench_cpu_conv_methods, one thread, batch 32 (docs/benchmarks.md): 1.1 to 2.3x the direct
+// kernels there, 0.65 to 0.8x at 16 channels. The rule depends on the shape and the kernels' level
+// only, so a run on one machine makes the same choices every time.
+bool winograd_here(const ConvGeometry& g, ConvPart part) {
+  const cpu::DirectConvShape s = direct_shape(g);
+  if (!cpu::winograd_supported(s) || (part == ConvPart::Dx && !cpu::direct_dx_supported(s))) return false;
+  switch (cpu::conv2d_method()) {
+    case cpu::ConvMethod::Winograd: return true;
+    case cpu::ConvMethod::Auto:
+    case cpu::ConvMethod::Timed: {
+      // The tiled image: out [OH, OW] for the forward and dW, dx [H, W]. At 7x7 the half-empty
+      // border tiles waste a quarter of the products (64 for 49): with the AVX-512 kernels the
+      // forward and dx lose there (0.9 to 1.0x), dW still wins (1.1 to 1.3x); with the AVX2 ones
+      // all three win (1.2 to 1.5x).
+      const int64_t rows = part == ConvPart::Dx ? g.h : g.oh, cols = part == ConvPart::Dx ? g.w : g.ow;
+      const bool avx512 = cpu::direct_kernels().lanes >= 16;
+      const int64_t least = part == ConvPart::Dw || !avx512 ? 7 : 8;
+      return g.cin >= 32 && g.cout >= 32 && rows >= least && cols >= least;
+    }
+    case cpu::ConvMethod::Direct:
+    case cpu::ConvMethod::Gemm: break;
+  }
+  return false;
+}
+
+// Whether this part of this convolution runs on the direct kernels (or on Winograd, winograd_here).
+// ConvMethod::Timed times run(false) (im2col + GEMM) and run(true) (direct or Winograd by the
+// rule) at a shape's first use, one warm-up each
 // then two interleaved timings, and keeps the faster per shape.
 template <class Run>
 bool use_direct(const ConvGeometry& g, ConvPart part, Run&& run) {
   switch (cpu::conv2d_method()) {
     case cpu::ConvMethod::Gemm: return false;
-    case cpu::ConvMethod::Direct: return true;
+    case cpu::ConvMethod::Direct:
+    case cpu::ConvMethod::Winograd: return true;
     case cpu::ConvMethod::Auto: return direct_by_rule(g, part);
     case cpu::ConvMethod::Timed: break;
   }
@@ -330,7 +363,9 @@ void CpuBackend::conv2d_forward(const conv2d_fwd& args) {
     T* out = args.out.data<T>();  // [N*OH*OW, Cout]
     if constexpr (std::is_same_v<T, float>) {
       auto run = [&](bool direct) {
-        if (direct)
+        if (direct && winograd_here(g, ConvPart::Forward))
+          cpu::winograd_conv2d_forward(direct_shape(g), x, w, bias, out);
+        else if (direct)
           cpu::direct_conv2d_forward(direct_shape(g), x, w, bias, out);
         else
           gemm_forward(g, x, w, bias, out);
@@ -361,7 +396,9 @@ void CpuBackend::conv2d_backward(const conv2d_bwd& args) {
         std::vector<float> trial;  // allocated by the first trial only
         direct_x = use_direct(g, ConvPart::Dx, [&](bool direct) {
           trial.resize(static_cast<size_t>(g.n * g.h * g.w * g.cin));
-          if (direct)
+          if (direct && winograd_here(g, ConvPart::Dx))
+            cpu::winograd_conv2d_backward_x(direct_shape(g), gout, w, trial.data(), false);
+          else if (direct)
             cpu::direct_conv2d_backward_x(direct_shape(g), gout, w, trial.data(), false);
           else
             gemm_backward<float>(g, x, w, gout, trial.data(), false, nullptr, false);
@@ -371,14 +408,22 @@ void CpuBackend::conv2d_backward(const conv2d_bwd& args) {
         std::vector<float> trial;
         direct_w = use_direct(g, ConvPart::Dw, [&](bool direct) {
           trial.resize(static_cast<size_t>(g.cout * g.k()));
-          if (direct)
+          if (direct && winograd_here(g, ConvPart::Dw))
+            cpu::winograd_conv2d_backward_w(direct_shape(g), x, gout, trial.data(), false);
+          else if (direct)
             cpu::direct_conv2d_backward_w(direct_shape(g), x, gout, trial.data(), false);
           else
             gemm_backward<float>(g, x, w, gout, nullptr, false, trial.data(), false);
         });
       }
-      if (direct_x) cpu::direct_conv2d_backward_x(direct_shape(g), gout, w, dx, acc_x);
-      if (direct_w) cpu::direct_conv2d_backward_w(direct_shape(g), x, gout, dw, acc_w);
+      if (direct_x && winograd_here(g, ConvPart::Dx))
+        cpu::winograd_conv2d_backward_x(direct_shape(g), gout, w, dx, acc_x);
+      else if (direct_x)
+        cpu::direct_conv2d_backward_x(direct_shape(g), gout, w, dx, acc_x);
+      if (direct_w && winograd_here(g, ConvPart::Dw))
+        cpu::winograd_conv2d_backward_w(direct_shape(g), x, gout, dw, acc_w);
+      else if (direct_w)
+        cpu::direct_conv2d_backward_w(direct_shape(g), x, gout, dw, acc_w);
       gemm_backward(g, x, w, gout, direct_x ? nullptr : dx, acc_x, direct_w ? nullptr : dw, acc_w);
       return;
     }

@@ -158,6 +158,8 @@ CpuIsa best_cpu_isa() {
   return best;
 }
 
+const DirectKernels& direct_kernels() { return kernels(); }
+
 CpuIsa set_conv2d_direct_isa(CpuIsa isa) {
   const CpuIsa chosen = std::min(isa, best_cpu_isa());
   const int previous = g_isa.exchange(static_cast<int>(chosen));

@@ -60,5 +60,8 @@ struct DirectKernels {
                      bool zero_first);
 };
 extern const DirectKernels kDirectKernelsGeneric, kDirectKernelsAvx2, kDirectKernelsAvx512;
+// The micro-kernels of the level in force (best_cpu_isa(), DDPM_CPU_ISA, set_conv2d_direct_isa);
+// the Winograd convolution (conv2d_winograd.h) runs its products on them too.
+const DirectKernels& direct_kernels();
 
 }  // namespace ddpm::cpu

@@ -9,9 +9,11 @@
 // rstd (gamma sum_s dy - S mean(h) - mean(h xhat) sum_s xhat) per (n, c).
 // Dropout (p > 0) multiplies the output by the dropout op's mask (the same Philox draws, one block
 // per four elements); the backward first masks grad_out the same way.
-// Sums accumulate in double and x - mean is formed in double (a float32 mean of 1e4 is off by
-// 5e-4); the rest of the per-element arithmetic runs in the tensor's type (float32 loops vectorize
-// twice as wide, and float32 exp is the vectorizable one of kernels/cpu/fast_exp.h).
+// Sums accumulate in double and x - mean keeps the double mean's precision (a float32 mean of 1e4
+// is off by 5e-4): it is formed as (x - hi) - lo with the mean split into two values of the
+// tensor's type (SplitMean below), so that, like the rest of the per-element arithmetic, it runs
+// in float32 for float32 tensors (loops vectorize twice as wide as in double, and float32 exp is
+// the vectorizable one of kernels/cpu/fast_exp.h).
 //
 // Every pass reads whole contiguous rows x[n, s, :] (a group is only Cg channels wide, often less
 // than a cache line): reductions first sum per channel over blocks of rows, then combine the
@@ -145,10 +147,24 @@ std::vector<double> load_statistics(const Tensor& t) {
   return values;
 }
 
-// x - mean in double, then back to T: the one step whose rounding matters at a large mean.
+// x - mean with the double mean carried as hi + lo in T (hi = T(mean), lo = T(mean - hi)): the
+// one step whose rounding matters at a large mean. x - hi is exact when x is within a factor 2 of
+// hi (Sterbenz) and otherwise rounds to within half an ulp of a result that lo barely moves, so
+// (x - hi) - lo is within about an ulp of the double difference, at T's vector width (float32
+// twice as wide as double). For T = double, lo is 0 and this is x - mean.
 template <class T>
-T centered(T x, double mean) {
-  return static_cast<T>(static_cast<double>(x) - mean);
+struct SplitMean {
+  std::vector<T> hi, lo;  // [N, C]
+  explicit SplitMean(const std::vector<double>& mean) : hi(mean.size()), lo(mean.size()) {
+    for (size_t i = 0; i < mean.size(); ++i) {
+      hi[i] = static_cast<T>(mean[i]);
+      lo[i] = static_cast<T>(mean[i] - static_cast<double>(hi[i]));
+    }
+  }
+};
+template <class T>
+T centered(T x, T hi, T lo) {
+  return (x - hi) - lo;
 }
 
 template <class T>
@@ -212,16 +228,18 @@ void CpuBackend::group_norm_forward(const group_norm_fwd& args) {
     std::vector<double> channel_scale = per_channel(rstd, d);  // [N, C]
     for (int64_t i = 0; i < d.n * d.c; ++i) channel_scale[at(i)] *= static_cast<double>(gamma[i % d.c]);
     const std::vector<T> scale_t = narrowed<T>(channel_scale);
+    const SplitMean<T> split(channel_mean);
     const int64_t rows = d.n * d.s;
     const bool fuse_silu = args.fuse_silu;
 #pragma omp parallel for if (rows * d.c > kParallelGrain)
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t n = r / d.s;
-      const double* m = channel_mean.data() + n * d.c;
+      const T* mh = split.hi.data() + n * d.c;
+      const T* ml = split.lo.data() + n * d.c;
       const T* sc = scale_t.data() + n * d.c;
       const T* xr = x + r * d.c;
       T* yr = out + r * d.c;
-      for (int64_t c = 0; c < d.c; ++c) yr[c] = centered(xr[c], m[c]) * sc[c] + beta[c];
+      for (int64_t c = 0; c < d.c; ++c) yr[c] = centered(xr[c], mh[c], ml[c]) * sc[c] + beta[c];
       if (fuse_silu)
         for (int64_t c = 0; c < d.c; ++c) yr[c] = silu(yr[c]);
       if (args.dropout.p > 0) apply_dropout(yr, r * d.c, d.c, args.dropout);
@@ -251,6 +269,7 @@ void CpuBackend::group_norm_backward(const group_norm_bwd& args) {
     const std::vector<double> gamma = widened(gamma_t, d.c);
     std::vector<double> channel_mean = per_channel(load_statistics(args.mean), d);  // [N, C]
     subtract_sample_bias<T>(channel_mean, args.sample_bias);
+    const SplitMean<T> split(channel_mean);
     const bool bias_grad = args.grad_sample_bias.wanted();
     const std::vector<T> channel_rstd = narrowed<T>(per_channel(load_statistics(args.rstd), d));  // [N, C]
     const bool fuse_silu = args.fuse_silu;
@@ -266,18 +285,19 @@ void CpuBackend::group_norm_backward(const group_norm_bwd& args) {
     // x gradient needs.
     const int64_t width = bias_grad ? 3 * d.c : 2 * d.c;
     auto sum_rows = [&](int64_t n, int64_t s0, int64_t s1, double* acc) {
-      const double* m = channel_mean.data() + n * d.c;
+      const T* mh = split.hi.data() + n * d.c;
+      const T* ml = split.lo.data() + n * d.c;
       const T* rs = channel_rstd.data() + n * d.c;
       for (int64_t s = s0; s < s1; ++s) {
         const int64_t row = (n * d.s + s) * d.c;
         const T* xr = x + row;
         if (fuse_silu)
           for (int64_t c = 0; c < d.c; ++c) {
-            const T y = centered(xr[c], m[c]) * rs[c] * gamma_t[c] + beta_t[c];
+            const T y = centered(xr[c], mh[c], ml[c]) * rs[c] * gamma_t[c] + beta_t[c];
             silu_dy[at(row + c)] = grad_out[row + c] * silu_grad(y);
           }
         for (int64_t c = 0; c < d.c; ++c) {
-          const T xhat = centered(xr[c], m[c]) * rs[c];
+          const T xhat = centered(xr[c], mh[c], ml[c]) * rs[c];
           acc[c] += static_cast<double>(dy[row + c]);
           acc[d.c + c] += static_cast<double>(dy[row + c] * xhat);
           if (bias_grad) acc[2 * d.c + c] += static_cast<double>(xhat);
@@ -330,7 +350,8 @@ void CpuBackend::group_norm_backward(const group_norm_bwd& args) {
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t nc = (r / d.s) * d.c;  // first channel of this sample in the [N, C] tables
       const T* rs = channel_rstd.data() + nc;
-      const double* m = channel_mean.data() + nc;
+      const T* m_hi = split.hi.data() + nc;
+      const T* m_lo = split.lo.data() + nc;
       const T* mh = mean_h.data() + nc;
       const T* mhx = mean_h_xhat.data() + nc;
       const T* xr = x + r * d.c;
@@ -338,10 +359,10 @@ void CpuBackend::group_norm_backward(const group_norm_bwd& args) {
       T* gx = grad_x + r * d.c;
       if (accumulate)
         for (int64_t c = 0; c < d.c; ++c)
-          gx[c] += rs[c] * (dyr[c] * gamma_t[c] - mh[c] - centered(xr[c], m[c]) * rs[c] * mhx[c]);
+          gx[c] += rs[c] * (dyr[c] * gamma_t[c] - mh[c] - centered(xr[c], m_hi[c], m_lo[c]) * rs[c] * mhx[c]);
       else
         for (int64_t c = 0; c < d.c; ++c)
-          gx[c] = rs[c] * (dyr[c] * gamma_t[c] - mh[c] - centered(xr[c], m[c]) * rs[c] * mhx[c]);
+          gx[c] = rs[c] * (dyr[c] * gamma_t[c] - mh[c] - centered(xr[c], m_hi[c], m_lo[c]) * rs[c] * mhx[c]);
     }
   });
 }
