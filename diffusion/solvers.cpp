@@ -18,12 +18,6 @@ const char* solver_name(Solver s) {
   return "?";
 }
 
-Solver parse_solver(const std::string& name) {
-  for (Solver s : {Solver::DpmPP2M, Solver::DpmPP3M, Solver::Heun, Solver::EulerAncestral})
-    if (name == solver_name(s)) return s;
-  detail::fail("solver: unknown method '", name, "'; valid: dpm++2m, dpm++3m, heun, euler_a");
-}
-
 void validate(const SolverConfig& c) {
   DDPM_CHECK(c.s_churn >= 0, "heun: s_churn must be >= 0 (0 is the deterministic sampler), got ", c.s_churn);
   DDPM_CHECK(c.s_tmin >= 0 && c.s_tmin <= c.s_tmax, "heun: need 0 <= s_tmin <= s_tmax, got s_tmin ", c.s_tmin,

@@ -18,7 +18,6 @@
 namespace ddpm {
 
 enum class Solver { DpmPP2M, DpmPP3M, Heun, EulerAncestral };
-Solver parse_solver(const std::string& name);  // "dpm++2m", "dpm++3m", "heun", "euler_a"
 const char* solver_name(Solver s);
 
 struct SolverConfig {

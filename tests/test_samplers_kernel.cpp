@@ -146,7 +146,6 @@ TEST_CASE("solvers: bad settings are refused with what to change", "[samplers]")
   c = {};
   c.eta = 1.5;
   REQUIRE_THROWS_WITH(validate(c), Catch::Contains("eta must be in [0, 1]"));
-  REQUIRE_THROWS_WITH(parse_solver("dpm2m"), Catch::Contains("valid: dpm++2m"));
 }
 
 TEST_CASE("generate: solver methods, their step counts and bad settings", "[samplers]") {
