@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <sstream>
 
 #include "engine/autograd.h"
@@ -96,6 +97,13 @@ void check_gradients(const std::function<Tensor(const std::vector<Tensor>&)>& f,
     }
     require_close(analytic, numeric, rtol, atol, "gradient of input " + std::to_string(k));
   }
+}
+
+std::vector<uint32_t> float32_bits(const Tensor& t) {
+  const Tensor host = t.to(Device::CPU).to(DType::F32);
+  std::vector<uint32_t> out(static_cast<size_t>(host.numel()));
+  std::memcpy(out.data(), host.raw(), host.nbytes());
+  return out;
 }
 
 }  // namespace ddpm::test

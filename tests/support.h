@@ -23,6 +23,10 @@ double normalized_error(const std::vector<double>& got, const std::vector<double
 // The same with got copied to the CPU as float64.
 double normalized_error(const Tensor& got, const Tensor& want, double floor = 0);
 
+// The float32 bit patterns of t (any device; other dtypes converted to float32 first), for
+// bit-for-bit comparisons.
+std::vector<uint32_t> float32_bits(const Tensor& t);
+
 // No NaN or infinity in t (any dtype and device).
 bool all_finite(const Tensor& t);
 

@@ -25,13 +25,6 @@
 using namespace ddpm;
 
 namespace {
-std::vector<uint32_t> bits(const Tensor& t) {
-  const Tensor host = t.to(Device::CPU).to(DType::F32);
-  std::vector<uint32_t> out(static_cast<size_t>(host.numel()));
-  std::memcpy(out.data(), host.raw(), host.nbytes());
-  return out;
-}
-
 // 4 batches of 3 and one of 2: a warm-up, a capture and two replays for size 3, a warm-up alone for 2.
 Tensor samples(UNet& model, const GaussianDiffusion& diffusion, SampleMethod method, int steps, bool graphs) {
   GenerateOptions o;
@@ -57,9 +50,9 @@ TEST_CASE("CUDA graphs: replayed sampling loops equal the uncaptured ones bit fo
     INFO(c.name);
     const Tensor plain = samples(model, diffusion, c.method, c.steps, false);
     const Tensor replayed = samples(model, diffusion, c.method, c.steps, true);
-    REQUIRE(bits(replayed) == bits(plain));
+    REQUIRE(test::float32_bits(replayed) == test::float32_bits(plain));
     // And the batches differ (a replay that drew the captured batch's noise again would repeat it).
-    const std::vector<uint32_t> all = bits(plain);
+    const std::vector<uint32_t> all = test::float32_bits(plain);
     const size_t per = all.size() / 14;
     REQUIRE(!std::equal(all.begin() + 3 * per, all.begin() + 6 * per, all.begin() + 6 * per));
   }
@@ -88,8 +81,8 @@ TEST_CASE("CUDA graphs: a replayed training forward and backward equals the unca
   std::vector<std::vector<uint32_t>> want_loss, want_grads;
   for (int64_t s = 1; s <= 5; ++s) {
     step(s);
-    want_loss.push_back(bits(loss));
-    want_grads.push_back(bits(params.grads()));
+    want_loss.push_back(test::float32_bits(loss));
+    want_grads.push_back(test::float32_bits(params.grads()));
   }
   REQUIRE(want_loss[1] != want_loss[2]);  // the steps draw different numbers
   CudaGraph::Options o;
@@ -99,14 +92,14 @@ TEST_CASE("CUDA graphs: a replayed training forward and backward equals the unca
   o.turn_off = "(test)";
   CudaGraph graph(o);
   graph.warm_up([&] { step(1); });
-  REQUIRE(bits(loss) == want_loss[0]);
+  REQUIRE(test::float32_bits(loss) == want_loss[0]);
   loss = Tensor();  // the warm-up's blocks must be free for the capture (it may not allocate more)
   graph.capture([&] { step(2); }, 2);
   const Tensor captured_loss = loss;
   for (int64_t s : {2, 3, 5}) {  // 4 skipped: the offsets are set from the host
     INFO("step " << s);
     graph.replay(s);
-    REQUIRE(bits(captured_loss) == want_loss[static_cast<size_t>(s - 1)]);
-    REQUIRE(bits(params.grads()) == want_grads[static_cast<size_t>(s - 1)]);
+    REQUIRE(test::float32_bits(captured_loss) == want_loss[static_cast<size_t>(s - 1)]);
+    REQUIRE(test::float32_bits(params.grads()) == want_grads[static_cast<size_t>(s - 1)]);
   }
 }

@@ -37,12 +37,6 @@ std::vector<float> floats(const Tensor& t) {
   return out;
 }
 
-std::vector<uint32_t> float_bits(const Tensor& t) {
-  const std::vector<float> f = floats(t);
-  std::vector<uint32_t> out(f.size());
-  std::memcpy(out.data(), f.data(), f.size() * 4);
-  return out;
-}
 }  // namespace
 
 TEST_CASE("CUDA Adam + EMA writes the bfloat16 copy of its new weights bit for bit, as the CPU twin does",
@@ -52,7 +46,7 @@ TEST_CASE("CUDA Adam + EMA writes the bfloat16 copy of its new weights bit for b
   gpu.keep_compute_copy(DType::BF16);
   cpu.keep_compute_copy(DType::BF16);
   // Philox initialization is bit-identical on both devices, so the set-up casts must be too.
-  REQUIRE(float_bits(gpu.values()) == float_bits(cpu.values()));
+  REQUIRE(test::float32_bits(gpu.values()) == test::float32_bits(cpu.values()));
   REQUIRE(bf16_bits(gpu.compute_values()) == bf16_bits(cpu.compute_values()));
   Adam gpu_adam(gpu, AdamConfig{}), cpu_adam(cpu, AdamConfig{});
   Ema gpu_ema(gpu, 0.9), cpu_ema(cpu, 0.9);
@@ -88,7 +82,7 @@ TEST_CASE("CUDA's gradient fold equals the CPU's bit for bit and clears the bflo
   Tensor cpu_in = in.clone(), cpu_out = out.clone();
   backend_for(Device::CUDA).accumulate_cast({gpu_in, gpu_out});
   backend_for(Device::CPU).accumulate_cast({cpu_in, cpu_out});
-  REQUIRE(float_bits(gpu_out) == float_bits(cpu_out));
+  REQUIRE(test::float32_bits(gpu_out) == test::float32_bits(cpu_out));
   REQUIRE(bf16_bits(gpu_in) == std::vector<uint16_t>(1000, 0));
 }
 
@@ -129,10 +123,10 @@ Run train_mixed() {
     r.norms.push_back(clip_grad_norm(params, 1.0));
     adam.step(1e-3, 1.0, &ema);
   }
-  r.weights = float_bits(params.values());
-  r.ema = float_bits(ema.shadow());
-  r.m = float_bits(adam.first_moment());
-  r.v = float_bits(adam.second_moment());
+  r.weights = test::float32_bits(params.values());
+  r.ema = test::float32_bits(ema.shadow());
+  r.m = test::float32_bits(adam.first_moment());
+  r.v = test::float32_bits(adam.second_moment());
   r.copy = bf16_bits(params.compute_values());
   return r;
 }

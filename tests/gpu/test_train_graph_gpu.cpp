@@ -15,19 +15,13 @@
 #include "engine/philox.h"
 #include "tools/train_setup.h"
 #include "tools/train_step.h"
+#include "tests/support.h"
 #include "tools/train_step_graph.h"
 
 using namespace ddpm;
 namespace fs = std::filesystem;
 
 namespace {
-std::vector<uint32_t> bits(const Tensor& t) {
-  const Tensor host = t.to(Device::CPU).to(DType::F32);
-  std::vector<uint32_t> out(static_cast<size_t>(host.numel()));
-  std::memcpy(out.data(), host.raw(), host.nbytes());
-  return out;
-}
-
 // A fresh folder under the system's temporary directory, removed at the end.
 struct ScratchDir {
   std::string path;
@@ -75,16 +69,16 @@ void compare(const std::vector<std::string>& sets, int steps) {
     const StepResult got = form.step(*graphed, order_b, false);
     REQUIRE(got.loss == want.loss);
     REQUIRE(got.grad_norm == want.grad_norm);
-    REQUIRE(bits(got.losses.loss) == bits(want.losses.loss));
-    REQUIRE(bits(got.losses.mse) == bits(want.losses.mse));
+    REQUIRE(test::float32_bits(got.losses.loss) == test::float32_bits(want.losses.loss));
+    REQUIRE(test::float32_bits(got.losses.mse) == test::float32_bits(want.losses.mse));
   }
   CHECK(form.counts().warm_ups == 1);
   CHECK(form.counts().captures == 1);
   CHECK(form.counts().replays == steps - 1);
-  REQUIRE(bits(graphed->params->values()) == bits(plain->params->values()));
-  REQUIRE(bits(graphed->ema->shadow()) == bits(plain->ema->shadow()));
-  REQUIRE(bits(graphed->adam->first_moment()) == bits(plain->adam->first_moment()));
-  REQUIRE(bits(graphed->adam->second_moment()) == bits(plain->adam->second_moment()));
+  REQUIRE(test::float32_bits(graphed->params->values()) == test::float32_bits(plain->params->values()));
+  REQUIRE(test::float32_bits(graphed->ema->shadow()) == test::float32_bits(plain->ema->shadow()));
+  REQUIRE(test::float32_bits(graphed->adam->first_moment()) == test::float32_bits(plain->adam->first_moment()));
+  REQUIRE(test::float32_bits(graphed->adam->second_moment()) == test::float32_bits(plain->adam->second_moment()));
 }
 }  // namespace
 
