@@ -170,27 +170,35 @@ TEST_CASE("Winograd conv2d forward, dx and dW match float64 at every instruction
   }
 }
 
-// Forward and backward through conv2d's backend calls under `method`, against float64.
+// Forward and backward through conv2d's backend calls, under the method in force, into buffers
+// filled with NaN (so an output the call leaves unwritten fails the comparisons).
+struct BackendGot {
+  std::vector<double> out, dx, dw, db;
+};
+BackendGot run_backend(const Case& c, const Inputs& in) {
+  ddpm::Backend& cpu = ddpm::cpu_backend();
+  Tensor out = Tensor::full({c.n, c.oh(), c.ow(), c.cout}, std::nan(""), DType::F32);
+  cpu.conv2d_forward({in.x, in.w, in.b, out, 1, c.pad});
+  Tensor dx = Tensor::full(in.x.shape(), std::nan(""), DType::F32);
+  Tensor dw = Tensor::full(in.w.shape(), std::nan(""), DType::F32);
+  Tensor db = Tensor::full(in.b.shape(), std::nan(""), DType::F32);
+  cpu.conv2d_backward({in.g, in.x, in.w, 1, c.pad, {dx, false}, {dw, false}, {db, false}});
+  return {out.to_vector(), dx.to_vector(), dw.to_vector(), db.to_vector()};
+}
+
+// The backend under `method` against float64.
 void check_backend(const Case& c, ConvMethod method, uint64_t stream) {
   MethodScope scope(method);
-  ddpm::Backend& cpu = ddpm::cpu_backend();
-  {
-    INFO(c.name() << ", method " << static_cast<int>(method));
-    const Inputs in = inputs(c, stream);
-    Tensor out = Tensor::full({c.n, c.oh(), c.ow(), c.cout}, std::nan(""), DType::F32);
-    cpu.conv2d_forward({in.x, in.w, in.b, out, 1, c.pad});
-    Tensor dx = Tensor::full(in.x.shape(), std::nan(""), DType::F32);
-    Tensor dw = Tensor::full(in.w.shape(), std::nan(""), DType::F32);
-    Tensor db = Tensor::full(in.b.shape(), std::nan(""), DType::F32);
-    cpu.conv2d_backward({in.g, in.x, in.w, 1, c.pad, {dx, false}, {dw, false}, {db, false}});
-    ddpm::test::require_close(out.to_vector(), in.want_out, kTol, kTol, "forward vs float64");
-    ddpm::test::require_close(dx.to_vector(), in.want_dx, kTol, 2 * kTol, "dx vs float64");
-    ddpm::test::require_close(dw.to_vector(), in.want_dw, kTol, 8 * kTol, "dW vs float64");
-    std::vector<double> want_db(static_cast<size_t>(c.cout), 0.0);
-    const std::vector<double> gv = in.g.to_vector();
-    for (size_t i = 0; i < gv.size(); ++i) want_db[i % static_cast<size_t>(c.cout)] += gv[i];
-    ddpm::test::require_close(db.to_vector(), want_db, kTol, 8 * kTol, "db vs float64");
-  }
+  INFO(c.name() << ", method " << static_cast<int>(method));
+  const Inputs in = inputs(c, stream);
+  const BackendGot got = run_backend(c, in);
+  ddpm::test::require_close(got.out, in.want_out, kTol, kTol, "forward vs float64");
+  ddpm::test::require_close(got.dx, in.want_dx, kTol, 2 * kTol, "dx vs float64");
+  ddpm::test::require_close(got.dw, in.want_dw, kTol, 8 * kTol, "dW vs float64");
+  std::vector<double> want_db(static_cast<size_t>(c.cout), 0.0);
+  const std::vector<double> gv = in.g.to_vector();
+  for (size_t i = 0; i < gv.size(); ++i) want_db[i % static_cast<size_t>(c.cout)] += gv[i];
+  ddpm::test::require_close(got.db, want_db, kTol, 8 * kTol, "db vs float64");
 }
 
 }  // namespace
@@ -207,16 +215,10 @@ TEST_CASE("conv2d's default rule takes Winograd at 32+ channels and 8x8+, bit fo
   const Inputs in = inputs(c, 1500);
   const Got direct_call = run_kernels(c, in, false);
   MethodScope scope(ConvMethod::Auto);
-  ddpm::Backend& cpu = ddpm::cpu_backend();
-  Tensor out = Tensor::full({c.n, c.oh(), c.ow(), c.cout}, std::nan(""), DType::F32);
-  cpu.conv2d_forward({in.x, in.w, in.b, out, 1, c.pad});
-  Tensor dx = Tensor::full(in.x.shape(), std::nan(""), DType::F32);
-  Tensor dw = Tensor::full(in.w.shape(), std::nan(""), DType::F32);
-  Tensor db = Tensor::full(in.b.shape(), std::nan(""), DType::F32);
-  cpu.conv2d_backward({in.g, in.x, in.w, 1, c.pad, {dx, false}, {dw, false}, {db, false}});
-  REQUIRE(out.to_vector() == direct_call.out);
-  REQUIRE(dx.to_vector() == direct_call.dx);
-  REQUIRE(dw.to_vector() == direct_call.dw);
+  const BackendGot got = run_backend(c, in);
+  REQUIRE(got.out == direct_call.out);
+  REQUIRE(got.dx == direct_call.dx);
+  REQUIRE(got.dw == direct_call.dw);
 }
 
 TEST_CASE("Winograd conv2d gives the same bits with one thread as with several", "[conv2d_winograd]") {
